@@ -1,0 +1,45 @@
+//! In-memory rows of each artifact kind. These are the Rust side of the Arrow schemas in
+//! [`crate::schema`]; parsers produce them and stages consume them.
+
+/// One document of a corpus. `title` is empty when the source has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub id: String,
+    pub title: String,
+    pub text: String,
+}
+
+/// One query (topic). `answers` holds the gold answer strings of QA-style data (DPR, NQ,
+/// TriviaQA) and is `None` elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub id: String,
+    pub text: String,
+    pub answers: Option<Vec<String>>,
+}
+
+/// One relevance judgement. Grades are integers as in TREC; `<= 0` is non-relevant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qrel {
+    pub query_id: String,
+    pub doc_id: String,
+    pub relevance: i32,
+}
+
+/// One line of a ranked run. `rank` is 1-based and informative only: evaluation orders by
+/// `score` (then by doc id, as trec_eval does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub query_id: String,
+    pub doc_id: String,
+    pub rank: u32,
+    pub score: f64,
+}
+
+/// One measurement: a measure's value for one query, or for the aggregate (`query_id == "all"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub query_id: String,
+    pub measure: String,
+    pub value: f64,
+}

@@ -1,0 +1,1 @@
+//! rrra-encoder (under construction).

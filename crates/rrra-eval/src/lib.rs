@@ -1,0 +1,1 @@
+//! rrra-eval (under construction).

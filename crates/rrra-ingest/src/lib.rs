@@ -1,0 +1,1 @@
+//! rrra-ingest (under construction).

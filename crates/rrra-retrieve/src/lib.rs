@@ -1,0 +1,1 @@
+//! rrra-retrieve (under construction).

@@ -1,0 +1,1 @@
+//! rrra-runner (under construction).
