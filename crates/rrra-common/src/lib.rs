@@ -1,9 +1,15 @@
 //! The artifact contract of rrra. Every stage crate depends on this crate and on no other
-//! stage crate: records, Arrow schemas, Parquet reading and writing, manifests and hashing,
-//! the [`stage::Stage`] trait, and the [`progress::Progress`] reporting trait.
+//! stage crate: records ([`records`]), one versioned Arrow schema per artifact kind
+//! ([`schema`]), Parquet reading and writing with temp-then-rename ([`artifact`]), manifests
+//! ([`manifest`]), the [`stage::Stage`] trait, and progress reporting ([`progress`]).
 
+pub mod artifact;
 pub mod error;
+pub mod manifest;
 pub mod progress;
 pub mod records;
+pub mod schema;
+pub mod stage;
+pub mod table;
 
 pub use error::{Error, Result};

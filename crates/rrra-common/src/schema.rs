@@ -1,0 +1,92 @@
+//! One Arrow schema per artifact kind, each with a version. The kind and version are stored
+//! in the Parquet key-value metadata (`rrra.kind`, `rrra.schema_version`) so a reader can
+//! refuse a file written under another contract.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+/// Metadata key holding the artifact kind.
+pub const KIND_KEY: &str = "rrra.kind";
+/// Metadata key holding the schema version of that kind.
+pub const VERSION_KEY: &str = "rrra.schema_version";
+
+/// The kinds of artifact that flow between stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactKind {
+    Corpus,
+    Queries,
+    Qrels,
+    Run,
+    Metrics,
+}
+
+impl ArtifactKind {
+    pub const ALL: [ArtifactKind; 5] = [
+        ArtifactKind::Corpus,
+        ArtifactKind::Queries,
+        ArtifactKind::Qrels,
+        ArtifactKind::Run,
+        ArtifactKind::Metrics,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ArtifactKind::Corpus => "corpus",
+            ArtifactKind::Queries => "queries",
+            ArtifactKind::Qrels => "qrels",
+            ArtifactKind::Run => "run",
+            ArtifactKind::Metrics => "metrics",
+        }
+    }
+
+    /// The current schema version of this kind. Bump it when the schema changes.
+    pub fn version(self) -> u32 {
+        1
+    }
+
+    /// The Arrow schema, with kind and version in its metadata.
+    pub fn schema(self) -> SchemaRef {
+        let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
+        let fields = match self {
+            ArtifactKind::Corpus => vec![utf8("doc_id"), utf8("title"), utf8("text")],
+            ArtifactKind::Queries => vec![
+                utf8("query_id"),
+                utf8("text"),
+                Field::new(
+                    "answers",
+                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, false))),
+                    true,
+                ),
+            ],
+            ArtifactKind::Qrels => vec![
+                utf8("query_id"),
+                utf8("doc_id"),
+                Field::new("relevance", DataType::Int32, false),
+            ],
+            ArtifactKind::Run => vec![
+                utf8("query_id"),
+                utf8("doc_id"),
+                Field::new("rank", DataType::UInt32, false),
+                Field::new("score", DataType::Float64, false),
+            ],
+            ArtifactKind::Metrics => vec![
+                utf8("query_id"),
+                utf8("measure"),
+                Field::new("value", DataType::Float64, false),
+            ],
+        };
+        let metadata = arrow::datatypes::Metadata::default()
+            .with(KIND_KEY, self.name())
+            .with(VERSION_KEY, self.version().to_string());
+        Arc::new(Schema::new_with_metadata(fields, metadata))
+    }
+}
+
+impl std::fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
