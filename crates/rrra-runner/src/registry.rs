@@ -1,0 +1,124 @@
+//! The closed set of stage implementations. Each `kind` of a pipeline file names one
+//! [`Stage`] type; [`lookup`] finds it. Swapping an implementation in an ablation is
+//! changing `kind` in the YAML.
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use rrra_common::stage::{Port, Stage, StageContext, StageReport};
+
+/// A params error, with the path of the offending field when known (e.g. `k1`).
+#[derive(Debug)]
+pub struct ParamsError {
+    pub path: Option<String>,
+    pub message: String,
+}
+
+type Exec = Box<dyn Fn(&StageContext<'_>) -> rrra_common::Result<StageReport> + Send + Sync>;
+
+/// A stage with validated params, ready to run.
+pub struct Prepared {
+    /// The params with defaults filled in, as canonical JSON (sorted keys).
+    pub params: serde_json::Value,
+    /// Source files it reads, relative to the pipeline directory.
+    pub sources: Vec<PathBuf>,
+    exec: Exec,
+}
+
+impl Prepared {
+    pub fn run(&self, ctx: &StageContext<'_>) -> rrra_common::Result<StageReport> {
+        (self.exec)(ctx)
+    }
+}
+
+/// The object-safe face of a [`Stage`].
+pub trait DynStage: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn about(&self) -> &'static str;
+    fn seeded(&self) -> bool;
+    fn inputs(&self) -> &'static [Port];
+    fn outputs(&self) -> &'static [Port];
+    fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError>;
+}
+
+struct Erased<S>(PhantomData<fn() -> S>);
+
+impl<S: Stage> DynStage for Erased<S> {
+    fn kind(&self) -> &'static str {
+        S::KIND
+    }
+    fn version(&self) -> u32 {
+        S::VERSION
+    }
+    fn about(&self) -> &'static str {
+        S::ABOUT
+    }
+    fn seeded(&self) -> bool {
+        S::SEEDED
+    }
+    fn inputs(&self) -> &'static [Port] {
+        S::inputs()
+    }
+    fn outputs(&self) -> &'static [Port] {
+        S::outputs()
+    }
+    fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError> {
+        let typed: S::Params =
+            serde_path_to_error::deserialize(params.clone()).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                // serde names an unknown field in its message, not in the path.
+                let unknown = inner
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_string);
+                ParamsError {
+                    path: unknown.or((path != ".").then_some(path.clone())),
+                    message: if path == "." {
+                        format!("params: {inner}")
+                    } else {
+                        format!("param {path}: {inner}")
+                    },
+                }
+            })?;
+        S::check(&typed).map_err(|message| ParamsError {
+            path: None,
+            message,
+        })?;
+        let canonical = serde_json::to_value(&typed).map_err(|e| ParamsError {
+            path: None,
+            message: e.to_string(),
+        })?;
+        Ok(Prepared {
+            params: canonical,
+            sources: S::sources(&typed),
+            exec: Box::new(move |ctx| S::run(&typed, ctx)),
+        })
+    }
+}
+
+macro_rules! registry {
+    ($($stage:ty),* $(,)?) => {
+        static STAGES: &[&dyn DynStage] = &[$(&Erased::<$stage>(PhantomData)),*];
+    };
+}
+
+registry![];
+
+/// The implementation of `kind`, if there is one.
+pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {
+    STAGES.iter().copied().find(|s| s.kind() == kind)
+}
+
+/// Every known kind, sorted.
+pub fn kinds() -> Vec<&'static str> {
+    let mut kinds: Vec<_> = STAGES.iter().map(|s| s.kind()).collect();
+    kinds.sort_unstable();
+    kinds
+}
+
+/// Every known stage implementation.
+pub fn all() -> &'static [&'static dyn DynStage] {
+    STAGES
+}
