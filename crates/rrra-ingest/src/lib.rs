@@ -1,1 +1,27 @@
-//! rrra-ingest (under construction).
+//! Streaming readers for the text formats of retrieval data sets: BEIR JSON Lines and qrels,
+//! MS MARCO passage TSVs, TREC qrels and runs, and DPR biencoder JSON and `*.qa.tsv` files.
+//!
+//! Every reader takes a path and a sink closure, hands it one record at a time, and returns
+//! the number of records. Memory stays at one record (plus, where asked, an [`IdIndex`] of
+//! ids). Line-based files may use `\n` or `\r\n`, may lack the final newline, and may hold
+//! blank lines (skipped); they must be UTF-8. A file without any record is an error. Every
+//! parse error is an [`rrra_common::Error::Input`] naming the file, the 1-based line (record
+//! for DPR JSON) and what was expected.
+
+mod beir;
+mod dpr;
+mod ids;
+mod lines;
+mod msmarco;
+mod qa;
+mod qrels;
+mod run;
+pub mod stages;
+
+pub use beir::{read_beir_corpus, read_beir_queries};
+pub use dpr::{DprContext, DprRecord, read_dpr_biencoder};
+pub use ids::IdIndex;
+pub use msmarco::{read_msmarco_collection, read_msmarco_queries};
+pub use qa::read_dpr_qa_tsv;
+pub use qrels::read_qrels;
+pub use run::read_trec_run;

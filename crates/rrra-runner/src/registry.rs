@@ -104,7 +104,14 @@ macro_rules! registry {
     };
 }
 
-registry![];
+registry![
+    rrra_ingest::stages::IngestBeir,
+    rrra_ingest::stages::IngestMsmarco,
+    rrra_ingest::stages::IngestQueries,
+    rrra_ingest::stages::IngestQrels,
+    rrra_ingest::stages::IngestTrecRun,
+    rrra_ingest::stages::IngestDpr,
+];
 
 /// The implementation of `kind`, if there is one.
 pub fn lookup(kind: &str) -> Option<&'static dyn DynStage> {

@@ -1,0 +1,464 @@
+//! The `ingest.*` pipeline stages: each reads source files in one format and writes
+//! corpus / queries / qrels / run artifacts.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rrra_common::artifact::ParquetSink;
+use rrra_common::progress::Task;
+use rrra_common::records::{Doc, Qrel, Query, RunRow};
+use rrra_common::schema::ArtifactKind::{Corpus, Qrels, Queries, Run};
+use rrra_common::stage::{Port, Stage, StageContext, StageReport};
+use rrra_common::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::IdIndex;
+
+/// What to do with a judgement of a document the corpus lacks (samples of a collection, such
+/// as the DL19 sample that keeps no grade-0 passages, have such judgements by design).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownDocs {
+    /// Reject the file, naming the line.
+    #[default]
+    Error,
+    /// Keep the judgement (it cannot be retrieved, but counts towards recall's denominator).
+    Keep,
+}
+
+fn spinner(ctx: &StageContext<'_>, label: &str) -> Box<dyn Task> {
+    ctx.progress.task(label, None)
+}
+
+/// Copies records from a reader into a Parquet sink, reporting progress.
+fn sink_into<R: rrra_common::table::Row>(
+    sink: &mut ParquetSink<R>,
+    task: &dyn Task,
+) -> impl FnMut(R) -> Result<()> {
+    move |row| {
+        task.inc(1);
+        sink.push(row)
+    }
+}
+
+fn report(rows: &[(&str, u64)]) -> StageReport {
+    StageReport {
+        metrics: rows.iter().map(|(k, v)| (k.to_string(), *v as f64)).collect(),
+        table: None,
+    }
+}
+
+// ---------------------------------------------------------------- ingest.beir
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BeirParams {
+    /// The data set folder holding `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
+    pub path: PathBuf,
+    pub split: String,
+    /// Keep every query, not only those judged in `split` (BEIR keeps judged ones).
+    pub all_queries: bool,
+}
+
+impl Default for BeirParams {
+    fn default() -> Self {
+        BeirParams {
+            path: PathBuf::new(),
+            split: "test".into(),
+            all_queries: false,
+        }
+    }
+}
+
+impl BeirParams {
+    fn files(&self) -> [PathBuf; 3] {
+        [
+            self.path.join("corpus.jsonl"),
+            self.path.join("queries.jsonl"),
+            self.path.join("qrels").join(format!("{}.tsv", self.split)),
+        ]
+    }
+}
+
+/// `ingest.beir`: a BEIR data set folder and one qrels split.
+pub struct IngestBeir;
+
+impl Stage for IngestBeir {
+    type Params = BeirParams;
+    const KIND: &'static str = "ingest.beir";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)";
+
+    fn inputs() -> &'static [Port] {
+        &[]
+    }
+    fn outputs() -> &'static [Port] {
+        const { &[
+            Port::required("corpus", Corpus),
+            Port::required("queries", Queries),
+            Port::required("qrels", Qrels),
+        ] }
+    }
+    fn check(p: &BeirParams) -> Result<(), String> {
+        if p.path.as_os_str().is_empty() {
+            return Err("param path is required (the BEIR data set folder)".into());
+        }
+        Ok(())
+    }
+    fn sources(p: &BeirParams) -> Vec<PathBuf> {
+        p.files().to_vec()
+    }
+
+    fn run(p: &BeirParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let [corpus_file, queries_file, qrels_file] = p.files().map(|f| ctx.resolve(&f));
+        let mut docs = IdIndex::new();
+        let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
+        let task = spinner(ctx, "corpus");
+        let n_docs = crate::read_beir_corpus(&corpus_file, Some(&mut docs), sink_into(&mut corpus, &*task))?;
+        corpus.finish()?;
+        drop(task);
+
+        let mut judged = BTreeSet::new();
+        let mut qrels = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
+        let n_qrels = crate::read_qrels(&qrels_file, Some(&docs), |q| {
+            judged.insert(q.query_id.clone());
+            qrels.push(q)
+        })?;
+        qrels.finish()?;
+
+        let mut queries = ParquetSink::<Query>::create(&ctx.output("queries"))?;
+        let mut ids = IdIndex::new();
+        let mut kept = 0;
+        crate::read_beir_queries(&queries_file, Some(&mut ids), |q| {
+            if p.all_queries || judged.contains(&q.id) {
+                kept += 1;
+                queries.push(q)?;
+            }
+            Ok(())
+        })?;
+        queries.finish()?;
+        if let Some(missing) = judged.iter().find(|q| !ids.contains(q)) {
+            return Err(Error::file(
+                &qrels_file,
+                format!("query id {missing:?} is judged but absent from {}", queries_file.display()),
+            ));
+        }
+        Ok(report(&[("docs", n_docs), ("queries", kept), ("qrels", n_qrels)]))
+    }
+}
+
+// ---------------------------------------------------------------- ingest.msmarco
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MsmarcoParams {
+    /// `collection.tsv` (pid, passage).
+    pub collection: PathBuf,
+    /// `queries.*.tsv` (qid, query).
+    pub queries: PathBuf,
+    /// Qrels in TREC form (`qid iter pid grade`, tabs or spaces).
+    pub qrels: PathBuf,
+    pub unknown_docs: UnknownDocs,
+}
+
+/// `ingest.msmarco`: MS MARCO passage TSV files and TREC qrels.
+pub struct IngestMsmarco;
+
+impl Stage for IngestMsmarco {
+    type Params = MsmarcoParams;
+    const KIND: &'static str = "ingest.msmarco";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "MS MARCO passage collection.tsv, queries TSV and TREC qrels";
+
+    fn inputs() -> &'static [Port] {
+        &[]
+    }
+    fn outputs() -> &'static [Port] {
+        IngestBeir::outputs()
+    }
+    fn check(p: &MsmarcoParams) -> Result<(), String> {
+        required(&[("collection", &p.collection), ("queries", &p.queries), ("qrels", &p.qrels)])
+    }
+    fn sources(p: &MsmarcoParams) -> Vec<PathBuf> {
+        vec![p.collection.clone(), p.queries.clone(), p.qrels.clone()]
+    }
+
+    fn run(p: &MsmarcoParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let mut docs = IdIndex::new();
+        let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
+        let task = spinner(ctx, "collection");
+        let n_docs = crate::read_msmarco_collection(
+            &ctx.resolve(&p.collection),
+            Some(&mut docs),
+            sink_into(&mut corpus, &*task),
+        )?;
+        corpus.finish()?;
+        drop(task);
+        let n_queries = write_queries(ctx, &ctx.resolve(&p.queries), QueryFormat::Msmarco)?;
+        let known = (p.unknown_docs == UnknownDocs::Error).then_some(&docs);
+        let n_qrels = write_qrels(ctx, &ctx.resolve(&p.qrels), known)?;
+        Ok(report(&[("docs", n_docs), ("queries", n_queries), ("qrels", n_qrels)]))
+    }
+}
+
+fn required(params: &[(&str, &Path)]) -> Result<(), String> {
+    match params.iter().find(|(_, p)| p.as_os_str().is_empty()) {
+        Some((name, _)) => Err(format!("param {name} is required")),
+        None => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------- ingest.queries / ingest.qrels
+
+/// The query file formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryFormat {
+    /// `qid\tquery` (MS MARCO, TREC topics as TSV).
+    #[default]
+    Msmarco,
+    /// BEIR `queries.jsonl`.
+    Beir,
+    /// DPR `*.qa.tsv` (question, Python list of answers).
+    DprQa,
+}
+
+fn write_queries(ctx: &StageContext<'_>, file: &Path, format: QueryFormat) -> Result<u64> {
+    let mut sink = ParquetSink::<Query>::create(&ctx.output("queries"))?;
+    let mut ids = IdIndex::new();
+    let push = |q: Query| sink.push(q);
+    let n = match format {
+        QueryFormat::Msmarco => crate::read_msmarco_queries(file, Some(&mut ids), push)?,
+        QueryFormat::Beir => crate::read_beir_queries(file, Some(&mut ids), push)?,
+        QueryFormat::DprQa => crate::read_dpr_qa_tsv(file, push)?,
+    };
+    sink.finish()?;
+    Ok(n)
+}
+
+fn write_qrels(ctx: &StageContext<'_>, file: &Path, known: Option<&IdIndex>) -> Result<u64> {
+    let mut sink = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
+    let n = crate::read_qrels(file, known, |q| sink.push(q))?;
+    sink.finish()?;
+    Ok(n)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueriesParams {
+    pub path: PathBuf,
+    pub format: QueryFormat,
+}
+
+/// `ingest.queries`: one query file.
+pub struct IngestQueries;
+
+impl Stage for IngestQueries {
+    type Params = QueriesParams;
+    const KIND: &'static str = "ingest.queries";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "a query file: msmarco TSV, BEIR jsonl or DPR qa.tsv";
+
+    fn inputs() -> &'static [Port] {
+        &[]
+    }
+    fn outputs() -> &'static [Port] {
+        const { &[Port::required("queries", Queries)] }
+    }
+    fn check(p: &QueriesParams) -> Result<(), String> {
+        required(&[("path", &p.path)])
+    }
+    fn sources(p: &QueriesParams) -> Vec<PathBuf> {
+        vec![p.path.clone()]
+    }
+    fn run(p: &QueriesParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let n = write_queries(ctx, &ctx.resolve(&p.path), p.format)?;
+        Ok(report(&[("queries", n)]))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QrelsParams {
+    pub path: PathBuf,
+    /// Applies when a corpus is connected: judgements of documents it lacks.
+    pub unknown_docs: UnknownDocs,
+}
+
+/// `ingest.qrels`: a TREC or BEIR qrels file, checked against a corpus when one is connected.
+pub struct IngestQrels;
+
+impl Stage for IngestQrels {
+    type Params = QrelsParams;
+    const KIND: &'static str = "ingest.qrels";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "a qrels file (TREC 4-column or BEIR TSV)";
+
+    fn inputs() -> &'static [Port] {
+        const { &[Port::optional("corpus", Corpus)] }
+    }
+    fn outputs() -> &'static [Port] {
+        const { &[Port::required("qrels", Qrels)] }
+    }
+    fn check(p: &QrelsParams) -> Result<(), String> {
+        required(&[("path", &p.path)])
+    }
+    fn sources(p: &QrelsParams) -> Vec<PathBuf> {
+        vec![p.path.clone()]
+    }
+    fn run(p: &QrelsParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let known = match (ctx.optional_input("corpus"), p.unknown_docs) {
+            (Some(corpus), UnknownDocs::Error) => {
+                let mut ids = IdIndex::new();
+                rrra_common::artifact::for_each_batch::<Doc>(corpus, |docs| {
+                    for d in docs {
+                        ids.insert("doc", corpus, 0, &d.id)?;
+                    }
+                    Ok(())
+                })?;
+                Some(ids)
+            }
+            _ => None,
+        };
+        let n = write_qrels(ctx, &ctx.resolve(&p.path), known.as_ref())?;
+        Ok(report(&[("qrels", n)]))
+    }
+}
+
+// ---------------------------------------------------------------- ingest.trec_run
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunParams {
+    pub path: PathBuf,
+}
+
+/// `ingest.trec_run`: a TREC run file from another system, to evaluate or compare against.
+pub struct IngestTrecRun;
+
+impl Stage for IngestTrecRun {
+    type Params = RunParams;
+    const KIND: &'static str = "ingest.trec_run";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "a TREC run file (qid Q0 docid rank score tag)";
+
+    fn inputs() -> &'static [Port] {
+        &[]
+    }
+    fn outputs() -> &'static [Port] {
+        const { &[Port::required("run", Run)] }
+    }
+    fn check(p: &RunParams) -> Result<(), String> {
+        required(&[("path", &p.path)])
+    }
+    fn sources(p: &RunParams) -> Vec<PathBuf> {
+        vec![p.path.clone()]
+    }
+    fn run(p: &RunParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
+        let n = crate::read_trec_run(&ctx.resolve(&p.path), |r| sink.push(r))?;
+        sink.finish()?;
+        Ok(report(&[("rows", n)]))
+    }
+}
+
+// ---------------------------------------------------------------- ingest.dpr
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DprParams {
+    /// A DPR biencoder JSON file (`biencoder-nq-*.json`).
+    pub path: PathBuf,
+}
+
+/// `ingest.dpr`: DPR biencoder JSON. Queries are the questions (ids = 0-based record index,
+/// with their answers); the corpus is every context, once per id; qrels mark the positive
+/// contexts relevant (1) and hard negatives non-relevant (0).
+pub struct IngestDpr;
+
+impl Stage for IngestDpr {
+    type Params = DprParams;
+    const KIND: &'static str = "ingest.dpr";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "DPR biencoder JSON (questions, answers, contexts)";
+
+    fn inputs() -> &'static [Port] {
+        &[]
+    }
+    fn outputs() -> &'static [Port] {
+        IngestBeir::outputs()
+    }
+    fn check(p: &DprParams) -> Result<(), String> {
+        required(&[("path", &p.path)])
+    }
+    fn sources(p: &DprParams) -> Vec<PathBuf> {
+        vec![p.path.clone()]
+    }
+    fn run(p: &DprParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let file = ctx.resolve(&p.path);
+        let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
+        let mut queries = ParquetSink::<Query>::create(&ctx.output("queries"))?;
+        let mut qrels = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
+        // Context id -> blake3 of its content, to reject one id with two different texts.
+        let mut seen: HashMap<String, blake3::Hash> = HashMap::new();
+        let (mut n_docs, mut n_qrels, mut record) = (0u64, 0u64, 0u64);
+        let task = spinner(ctx, "records");
+        crate::read_dpr_biencoder(&file, |r| {
+            task.inc(1);
+            record += 1;
+            let query_id = (record - 1).to_string();
+            let judged = r
+                .positive_ctxs
+                .iter()
+                .map(|c| (c, 1))
+                .chain(r.hard_negative_ctxs.iter().map(|c| (c, 0)));
+            for (ctx_, relevance) in judged {
+                qrels.push(Qrel {
+                    query_id: query_id.clone(),
+                    doc_id: ctx_.id.clone(),
+                    relevance,
+                })?;
+                n_qrels += 1;
+            }
+            let contexts = r
+                .positive_ctxs
+                .into_iter()
+                .chain(r.negative_ctxs)
+                .chain(r.hard_negative_ctxs);
+            for c in contexts {
+                let content = blake3::Hasher::new()
+                    .update(c.title.as_bytes())
+                    .update(&[0])
+                    .update(c.text.as_bytes())
+                    .finalize();
+                match seen.get(&c.id) {
+                    Some(h) if *h == content => continue,
+                    Some(_) => {
+                        return Err(Error::input(
+                            &file,
+                            record,
+                            format!("context id {:?} appears with two different texts", c.id),
+                        ));
+                    }
+                    None => {}
+                }
+                seen.insert(c.id.clone(), content);
+                corpus.push(Doc {
+                    id: c.id,
+                    title: c.title,
+                    text: c.text,
+                })?;
+                n_docs += 1;
+            }
+            queries.push(Query {
+                id: query_id,
+                text: r.question,
+                answers: Some(r.answers),
+            })
+        })?;
+        corpus.finish()?;
+        queries.finish()?;
+        qrels.finish()?;
+        Ok(report(&[("docs", n_docs), ("queries", record), ("qrels", n_qrels)]))
+    }
+}

@@ -1,0 +1,101 @@
+//! Data-driven: each malformed pipeline is rejected before anything runs, with an error
+//! naming the file, the line, and what is wrong.
+
+use std::path::Path;
+
+use rrra_runner::Pipeline;
+
+const GOOD: &str = "\
+name: t
+stages:
+  - id: src
+    kind: ingest.beir
+    params: {path: ../data/scifact, split: test}
+  - id: bm25
+    kind: retrieve.bm25
+    inputs: {corpus: src.corpus, queries: src.queries}
+    params:
+      k1: 0.9
+  - id: eval
+    kind: eval.trec
+    inputs: {run: bm25.run, qrels: src.qrels}
+";
+
+/// (what, text edit applied to GOOD, expected line, expected message fragment)
+const CASES: &[(&str, &str, &str, usize, &str)] = &[
+    ("unknown kind", "kind: retrieve.bm25", "kind: retrieve.bm52", 7, "unknown kind \"retrieve.bm52\""),
+    ("unknown param", "k1: 0.9", "k3: 0.9", 10, "unknown field `k3`"),
+    ("mistyped param", "k1: 0.9", "k1: high", 10, "param k1: invalid type: string \"high\""),
+    ("out of range param", "k1: 0.9", "k1: -1", 9, "k1 must be"),
+    ("missing input", "inputs: {run: bm25.run, qrels: src.qrels}", "inputs: {run: bm25.run}", 12, "missing input \"qrels\""),
+    ("unknown upstream stage", "run: bm25.run", "run: bm26.run", 14, "unknown stage \"bm26\""),
+    ("unknown upstream output", "run: bm25.run", "run: bm25.ranking", 14, "has no output \"ranking\""),
+    ("wrong artifact kind", "run: bm25.run", "run: src.qrels", 14, "expects a run artifact, but src.qrels is a qrels"),
+    ("unknown input port", "corpus: src.corpus,", "corpus: src.corpus, docs: src.corpus,", 8, "has no input \"docs\""),
+    ("duplicate id", "id: eval", "id: bm25", 12, "duplicate stage id \"bm25\" (first at line 6)"),
+    ("yaml syntax", "  - id: eval", "  - id: [eval", 12, "not a valid pipeline"),
+    ("unknown top-level key", "name: t", "nmae: t", 1, "unknown field `nmae`"),
+];
+
+#[test]
+fn good_pipeline_validates() {
+    let p = Pipeline::parse(Path::new("pipelines/t.yaml"), GOOD).unwrap();
+    let ids: Vec<_> = p.stages.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["src", "bm25", "eval"]);
+    assert_eq!(p.base_dir, Path::new("pipelines"));
+    // Defaults are filled into the canonical params.
+    let params = &p.stages[1].prepared.params;
+    assert_eq!(params["k1"], 0.9);
+    assert!(params.get("b").is_some() && params.get("top_k").is_some(), "{params}");
+}
+
+#[test]
+fn each_malformed_pipeline_is_rejected_with_its_line() {
+    for (what, from, to, line, fragment) in CASES {
+        assert!(GOOD.contains(from), "{what}: edit does not apply");
+        let text = GOOD.replacen(from, to, 1);
+        let err = match Pipeline::parse(Path::new("p.yaml"), &text) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => e,
+        };
+        let shown = err.to_string();
+        assert_eq!(err.line, Some(*line), "{what}: {shown}");
+        assert!(shown.starts_with(&format!("p.yaml:{line}: ")), "{what}: {shown}");
+        assert!(shown.contains(fragment), "{what}: {shown}");
+    }
+}
+
+#[test]
+fn cycles_are_named() {
+    let text = "\
+stages:
+  - id: a
+    kind: eval.trec
+    inputs: {run: b.run, qrels: c.qrels}
+  - id: b
+    kind: retrieve.bm25
+    inputs: {corpus: c.corpus, queries: c.queries}
+  - id: c
+    kind: ingest.beir
+    params: {path: x}
+";
+    // No cycle here: c -> b -> a, written out of order.
+    let p = Pipeline::parse(Path::new("p.yaml"), text).unwrap();
+    let ids: Vec<_> = p.stages.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["c", "b", "a"]);
+
+    // eval.compare takes two metrics artifacts; feed two compares into each other.
+    let cyclic = "\
+stages:
+  - id: x
+    kind: eval.compare
+    inputs: {baseline: y.metrics, candidate: y.metrics}
+  - id: y
+    kind: eval.compare
+    inputs: {baseline: x.metrics, candidate: x.metrics}
+";
+    let err = Pipeline::parse(Path::new("p.yaml"), cyclic).err().expect("a cycle");
+    let shown = err.to_string();
+    assert!(shown.contains("cycle"), "{shown}");
+    assert!(shown.contains("x -> y -> x") || shown.contains("y -> x -> y"), "{shown}");
+}
