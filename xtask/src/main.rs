@@ -43,6 +43,23 @@ enum Command {
     },
     /// List the stage kinds with their inputs and outputs.
     Kinds,
+    /// Write a run (TREC run format) or qrels (TREC qrels) output of a fresh stage as text.
+    Export {
+        file: PathBuf,
+        /// The stage whose output to export.
+        stage: String,
+        /// The output port (default: the stage's only run or qrels output).
+        #[arg(long)]
+        output: Option<String>,
+        /// Where to write.
+        #[arg(long)]
+        to: PathBuf,
+        /// The run tag (last column of a TREC run; default: the stage id).
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Remove the artifact cache.
     Clean {
         #[arg(long, default_value = "data")]
@@ -117,6 +134,14 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Export {
+            file,
+            stage,
+            output,
+            to,
+            tag,
+            data_dir,
+        } => export(&file, &stage, output.as_deref(), &to, tag, data_dir),
         Command::Clean { data_dir } => {
             let cache = rrra_runner::cache::Cache::new(&data_dir);
             if cache.root().exists() {
@@ -164,11 +189,7 @@ fn run(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
         }
     })?;
     let ran = done.iter().filter(|d| d.ran).count();
-    for d in &done {
-        if let Some(table) = &d.manifest.report.table {
-            println!("\n{} ({})\n{table}", d.id, d.kind);
-        }
-    }
+    print_results(&done);
     eprintln!(
         "\n{ran} stage{} ran, {} cached, {:.2}s",
         if ran == 1 { "" } else { "s" },
@@ -176,6 +197,42 @@ fn run(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One table with a row per `eval.trec` stage, then every other stage's own table.
+fn print_results(done: &[rrra_runner::Done]) {
+    let evals: Vec<_> = done.iter().filter(|d| d.kind == "eval.trec").collect();
+    if !evals.is_empty() {
+        let mut measures: Vec<&String> = Vec::new();
+        for d in &evals {
+            for m in d.manifest.report.metrics.keys() {
+                if m != "queries" && !measures.contains(&m) {
+                    measures.push(m);
+                }
+            }
+        }
+        let mut header = vec!["stage".to_string()];
+        header.extend(measures.iter().map(|m| m.to_string()));
+        header.push("queries".into());
+        let rows: Vec<Vec<String>> = evals
+            .iter()
+            .map(|d| {
+                let metrics = &d.manifest.report.metrics;
+                let mut row = vec![d.id.clone()];
+                row.extend(measures.iter().map(|m| {
+                    metrics.get(*m).map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+                }));
+                row.push(metrics.get("queries").map(|q| q.to_string()).unwrap_or_default());
+                row
+            })
+            .collect();
+        println!("\n{}", rrra_common::report::text_table(&header, &rows));
+    }
+    for d in done.iter().filter(|d| d.kind != "eval.trec") {
+        if let Some(table) = &d.manifest.report.table {
+            println!("\n{} ({})\n{table}", d.id, d.kind);
+        }
+    }
 }
 
 fn status(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
@@ -197,5 +254,60 @@ fn status(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
             key.as_deref().unwrap_or("(waits on inputs)")
         );
     }
+    Ok(())
+}
+
+fn export(
+    file: &Path,
+    stage: &str,
+    output: Option<&str>,
+    to: &Path,
+    tag: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<()> {
+    use rrra_common::artifact::read_rows;
+    use rrra_common::schema::ArtifactKind;
+
+    let p = Pipeline::load(file)?;
+    let data_dir = data_dir_of(&p, data_dir);
+    let at = p
+        .position(stage)
+        .with_context(|| format!("{} has no stage {stage:?}", file.display()))?;
+    let node = &p.stages[at];
+    let exportable = [ArtifactKind::Run, ArtifactKind::Qrels];
+    let port = match output {
+        Some(name) => node
+            .stage
+            .outputs()
+            .iter()
+            .find(|o| o.name == name)
+            .with_context(|| format!("stage {stage:?} has no output {name:?}"))?,
+        None => {
+            let mut ports = node.stage.outputs().iter().filter(|o| exportable.contains(&o.kind));
+            match (ports.next(), ports.next()) {
+                (Some(port), None) => port,
+                _ => anyhow::bail!("stage {stage:?}: name the output to export with --output"),
+            }
+        }
+    };
+    let states = rrra_runner::status(&p, &data_dir)?;
+    let (State::Fresh, Some(key)) = &states[at] else {
+        anyhow::bail!("stage {stage:?} is not fresh in the cache: run the pipeline first");
+    };
+    let artifact = rrra_runner::cache::Cache::new(&data_dir)
+        .entry_dir(node.stage.kind(), key)
+        .join(format!("{}.parquet", port.name));
+    match port.kind {
+        ArtifactKind::Run => {
+            let run = rrra_eval::Run::from_rows(read_rows(&artifact)?)?;
+            rrra_eval::write_trec_run_file(&run, tag.as_deref().unwrap_or(stage), to)?;
+        }
+        ArtifactKind::Qrels => {
+            let qrels = rrra_eval::Qrels::from_rows(read_rows(&artifact)?)?;
+            rrra_eval::write_trec_qrels_file(&qrels, to)?;
+        }
+        other => anyhow::bail!("a {other} artifact has no TREC text form"),
+    }
+    println!("wrote {} ({} of stage {stage})", to.display(), port.name);
     Ok(())
 }

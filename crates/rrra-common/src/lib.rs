@@ -8,6 +8,7 @@ pub mod error;
 pub mod manifest;
 pub mod progress;
 pub mod records;
+pub mod report;
 pub mod schema;
 pub mod stage;
 pub mod table;

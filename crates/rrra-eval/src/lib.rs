@@ -1,1 +1,28 @@
-//! rrra-eval (under construction).
+//! Evaluation of ranked runs for rrra.
+//!
+//! * [`evaluate`]: trec_eval-exact nDCG@k, MRR(@k), Recall@k, P@k and MAP of a [`Run`]
+//!   against [`Qrels`], per query and averaged, matching pytrec_eval.
+//! * [`has_answer`] / [`answer_top_k`]: DPR's answer-match top-k accuracy.
+//! * [`paired_t_test`] / [`randomisation_test`]: paired significance between two systems.
+//! * [`write_trec_run`] / [`write_trec_qrels`]: TREC text export.
+//! * [`stages`]: the `eval.trec` and `eval.compare` pipeline stages.
+
+mod answers;
+mod evaluate;
+mod measure;
+mod qrels;
+mod rng;
+mod run;
+mod significance;
+pub mod stages;
+#[doc(hidden)]
+pub mod testing;
+mod trec;
+
+pub use answers::{AnswerAccuracy, answer_top_k, has_answer};
+pub use evaluate::{Evaluation, evaluate};
+pub use measure::Measure;
+pub use qrels::Qrels;
+pub use run::{RankedDoc, Run};
+pub use significance::{TTest, paired_t_test, paired_values, randomisation_test};
+pub use trec::{write_trec_qrels, write_trec_qrels_file, write_trec_run, write_trec_run_file};

@@ -111,6 +111,8 @@ registry![
     rrra_ingest::stages::IngestQrels,
     rrra_ingest::stages::IngestTrecRun,
     rrra_ingest::stages::IngestDpr,
+    rrra_eval::stages::EvalTrec,
+    rrra_eval::stages::EvalCompare,
 ];
 
 /// The implementation of `kind`, if there is one.
