@@ -14,7 +14,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rrra_runner::{Event, Pipeline, State};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "rrra: dense retrieval pipelines with false-negative-aware negatives")]
+#[command(
+    name = "cargo xtask",
+    about = "rrra: dense retrieval pipelines with false-negative-aware negatives"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,8 +90,7 @@ enum GraphFormat {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -117,7 +119,14 @@ fn real_main() -> Result<()> {
             for s in rrra_runner::registry::all() {
                 let ports = |ps: &[rrra_common::stage::Port]| {
                     ps.iter()
-                        .map(|p| format!("{}{}: {}", p.name, if p.optional { "?" } else { "" }, p.kind))
+                        .map(|p| {
+                            format!(
+                                "{}{}: {}",
+                                p.name,
+                                if p.optional { "?" } else { "" },
+                                p.kind
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
@@ -176,9 +185,14 @@ fn run(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
     );
     let bars = progress::Bars::new();
     let done = rrra_runner::run(&p, &data_dir, &bars, &mut |event| match event {
-        Event::Swept(n) => eprintln!("  removed {n} scratch director{} of an interrupted run", if n == 1 { "y" } else { "ies" }),
+        Event::Swept(n) => eprintln!(
+            "  removed {n} scratch director{} of an interrupted run",
+            if n == 1 { "y" } else { "ies" }
+        ),
         Event::Cached { id, kind } => eprintln!("  = {id:<20} {kind:<18} cached"),
-        Event::Damaged { id, reason } => eprintln!("  ! {id:<20} cache entry damaged ({reason}), recomputing"),
+        Event::Damaged { id, reason } => {
+            eprintln!("  ! {id:<20} cache entry damaged ({reason}), recomputing")
+        }
         Event::Started { id, kind } => eprintln!("  > {id:<20} {kind:<18} running"),
         Event::Finished { id, kind, manifest } => {
             let rows: u64 = manifest.outputs.values().map(|o| o.rows).sum();
@@ -203,10 +217,18 @@ fn run(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
 fn print_results(done: &[rrra_runner::Done]) {
     let evals: Vec<_> = done.iter().filter(|d| d.kind == "eval.trec").collect();
     if !evals.is_empty() {
-        let mut measures: Vec<&String> = Vec::new();
+        // Columns in the order the pipeline asked for them.
+        let mut measures: Vec<String> = Vec::new();
         for d in &evals {
-            for m in d.manifest.report.metrics.keys() {
-                if m != "queries" && !measures.contains(&m) {
+            let params = &d.manifest.params;
+            let names = params["measures"].as_array().into_iter().flatten();
+            let named = names.filter_map(|m| m.as_str()?.parse::<rrra_eval::Measure>().ok());
+            let accuracy = params["answer_k"].as_array().into_iter().flatten();
+            let columns = named
+                .map(|m| m.to_string())
+                .chain(accuracy.filter_map(|k| Some(format!("Acc@{}", k.as_u64()?))));
+            for m in columns {
+                if !measures.contains(&m) {
                     measures.push(m);
                 }
             }
@@ -220,9 +242,17 @@ fn print_results(done: &[rrra_runner::Done]) {
                 let metrics = &d.manifest.report.metrics;
                 let mut row = vec![d.id.clone()];
                 row.extend(measures.iter().map(|m| {
-                    metrics.get(*m).map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+                    metrics
+                        .get(m)
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or_else(|| "-".into())
                 }));
-                row.push(metrics.get("queries").map(|q| q.to_string()).unwrap_or_default());
+                row.push(
+                    metrics
+                        .get("queries")
+                        .map(|q| q.to_string())
+                        .unwrap_or_default(),
+                );
                 row
             })
             .collect();
@@ -283,7 +313,11 @@ fn export(
             .find(|o| o.name == name)
             .with_context(|| format!("stage {stage:?} has no output {name:?}"))?,
         None => {
-            let mut ports = node.stage.outputs().iter().filter(|o| exportable.contains(&o.kind));
+            let mut ports = node
+                .stage
+                .outputs()
+                .iter()
+                .filter(|o| exportable.contains(&o.kind));
             match (ports.next(), ports.next()) {
                 (Some(port), None) => port,
                 _ => anyhow::bail!("stage {stage:?}: name the output to export with --output"),

@@ -44,7 +44,14 @@ fn ensure_venv() -> Result<PathBuf> {
     eprintln!("installing {}", wanted.display());
     status(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&wanted),
     )?;
     std::fs::write(&stamp, requirements)?;

@@ -29,35 +29,62 @@ fn killed_run_resumes_from_the_last_completed_stage() {
         .unwrap()
         .replace("split: test", "split: train\n      all_queries: true")
         .replace("top_k: 1000", "top_k: 2000")
-        .replace("../data/scifact", &repo.join("data/scifact").display().to_string());
+        .replace(
+            "../data/scifact",
+            &repo.join("data/scifact").display().to_string(),
+        );
     let file = dir.path().join("p.yaml");
     std::fs::write(&file, pipeline).unwrap();
     let data = dir.path().join("data");
 
     let mut child = xtask()
-        .args(["run", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let start = Instant::now();
     while !bm25_scratch(&data) {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(start.elapsed() < Duration::from_secs(120), "retrieval never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "retrieval never started"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(bm25_scratch(&data), "the killed stage left its scratch directory");
+    assert!(
+        bm25_scratch(&data),
+        "the killed stage left its scratch directory"
+    );
 
     let out = xtask()
-        .args(["run", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("removed 1 scratch directory"), "{log}");
-    let line = |id: &str| log.lines().find(|l| l.contains(&format!(" {id} "))).unwrap_or("").to_string();
+    let line = |id: &str| {
+        log.lines()
+            .find(|l| l.contains(&format!(" {id} ")))
+            .unwrap_or("")
+            .to_string()
+    };
     assert!(line("scifact").contains("cached"), "{log}");
     assert!(log.contains("> bm25"), "{log}");
     assert!(log.contains("> eval"), "{log}");

@@ -43,7 +43,8 @@ impl<R: Row> ParquetSink<R> {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(128 * 1024))
             .build();
-        let writer = ArrowWriter::try_new(file, R::KIND.schema(), Some(props)).map_err(pq_err(&tmp))?;
+        let writer =
+            ArrowWriter::try_new(file, R::KIND.schema(), Some(props)).map_err(pq_err(&tmp))?;
         Ok(Self {
             writer,
             buffer: Vec::with_capacity(BATCH_ROWS),
@@ -96,7 +97,10 @@ pub fn for_each_batch<R: Row>(path: &Path, mut f: impl FnMut(Vec<R>) -> Result<(
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
     check_kind::<R>(path, builder.schema().metadata())?;
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(pq_err(path))?;
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(pq_err(path))?;
     for batch in reader {
         let batch = batch?;
         let mut rows = Vec::with_capacity(batch.num_rows());
@@ -116,10 +120,7 @@ pub fn read_rows<R: Row>(path: &Path) -> Result<Vec<R>> {
     Ok(all)
 }
 
-fn check_kind<R: Row>(
-    path: &Path,
-    metadata: &arrow::datatypes::Metadata,
-) -> Result<()> {
+fn check_kind<R: Row>(path: &Path, metadata: &arrow::datatypes::Metadata) -> Result<()> {
     let kind = metadata.get(KIND_KEY).map(String::as_str);
     let version = metadata.get(VERSION_KEY).map(String::as_str);
     let want_version = R::KIND.version().to_string();

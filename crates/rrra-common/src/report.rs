@@ -46,7 +46,10 @@ mod tests {
     fn columns_align_as_markdown() {
         let t = text_table(
             &["run".into(), "nDCG@10".into()],
-            &[vec!["bm25".into(), "0.6650".into()], vec!["dense-minilm".into(), "0.6".into()]],
+            &[
+                vec!["bm25".into(), "0.6650".into()],
+                vec!["dense-minilm".into(), "0.6".into()],
+            ],
         );
         assert_eq!(
             t,

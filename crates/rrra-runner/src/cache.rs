@@ -203,9 +203,21 @@ mod tests {
         let other = serde_json::json!({"k1": 1.2});
         let changed = [
             KeyParts { version: 2, ..base }.key(),
-            KeyParts { params: &other, ..base }.key(),
-            KeyParts { seed: Some(1), ..base }.key(),
-            KeyParts { kind: "retrieve.dense", ..base }.key(),
+            KeyParts {
+                params: &other,
+                ..base
+            }
+            .key(),
+            KeyParts {
+                seed: Some(1),
+                ..base
+            }
+            .key(),
+            KeyParts {
+                kind: "retrieve.dense",
+                ..base
+            }
+            .key(),
         ];
         for k in changed {
             assert_ne!(k, key);

@@ -47,11 +47,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 pub enum Event<'a> {
     /// Scratch directories of interrupted runs were removed.
     Swept(usize),
-    Cached { id: &'a str, kind: &'a str },
+    Cached {
+        id: &'a str,
+        kind: &'a str,
+    },
     /// A cache entry was found damaged and is being recomputed.
-    Damaged { id: &'a str, reason: String },
-    Started { id: &'a str, kind: &'a str },
-    Finished { id: &'a str, kind: &'a str, manifest: &'a Manifest },
+    Damaged {
+        id: &'a str,
+        reason: String,
+    },
+    Started {
+        id: &'a str,
+        kind: &'a str,
+    },
+    Finished {
+        id: &'a str,
+        kind: &'a str,
+        manifest: &'a Manifest,
+    },
 }
 
 /// The completed state of one stage.
@@ -138,7 +151,9 @@ pub fn run(
         match cache.check(kind, &key) {
             Entry::Fresh(manifest) => {
                 on(Event::Cached { id: &node.id, kind });
-                cache.record(&p.name, &node.id, &key).map_err(io(cache.root()))?;
+                cache
+                    .record(&p.name, &node.id, &key)
+                    .map_err(io(cache.root()))?;
                 done.push(Some(Done {
                     id: node.id.clone(),
                     kind,
@@ -149,7 +164,10 @@ pub fn run(
                 continue;
             }
             Entry::Corrupt(reason) => {
-                on(Event::Damaged { id: &node.id, reason });
+                on(Event::Damaged {
+                    id: &node.id,
+                    reason,
+                });
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
             Entry::Missing => {}
@@ -161,7 +179,9 @@ pub fn run(
             kind,
             manifest: &manifest,
         });
-        cache.record(&p.name, &node.id, &key).map_err(io(cache.root()))?;
+        cache
+            .record(&p.name, &node.id, &key)
+            .map_err(io(cache.root()))?;
         done.push(Some(Done {
             id: node.id.clone(),
             kind,
@@ -171,7 +191,10 @@ pub fn run(
         }));
     }
     drop(lock);
-    Ok(done.into_iter().map(|d| d.expect("every stage done")).collect())
+    Ok(done
+        .into_iter()
+        .map(|d| d.expect("every stage done"))
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -257,7 +280,9 @@ fn execute(
             .unwrap_or(0),
         rrra_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    manifest.write(&tmp.join(MANIFEST_FILE)).map_err(stage_err)?;
+    manifest
+        .write(&tmp.join(MANIFEST_FILE))
+        .map_err(stage_err)?;
     let dir = cache.entry_dir(kind, key);
     std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
     Ok(manifest)
@@ -271,10 +296,12 @@ pub fn status(p: &Pipeline, data_dir: &Path) -> Result<Vec<(State, Option<String
     let mut states = Vec::with_capacity(p.stages.len());
     for node in &p.stages {
         let key = key_of(p, node, &done)?.map(|(k, ..)| k);
-        let fresh = key.as_deref().and_then(|k| match cache.check(node.stage.kind(), k) {
-            Entry::Fresh(m) => Some(*m),
-            _ => None,
-        });
+        let fresh = key
+            .as_deref()
+            .and_then(|k| match cache.check(node.stage.kind(), k) {
+                Entry::Fresh(m) => Some(*m),
+                _ => None,
+            });
         let state = match (&fresh, last.contains_key(&node.id)) {
             (Some(_), _) => State::Fresh,
             (None, true) => State::Stale,

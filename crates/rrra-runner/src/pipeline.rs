@@ -94,13 +94,12 @@ impl<'a> Locator<'a> {
         })
     }
 
-    /// The line of stage `id` (its `id:` key).
-    fn stage(&self, id: &str) -> Option<usize> {
-        (1..=self.lines.len()).find(|&n| {
+    /// The line of stage `id` (its `id:` key), at or after line `from`.
+    fn stage(&self, from: usize, id: &str) -> Option<usize> {
+        (from.max(1)..=self.lines.len()).find(|&n| {
             let line = self.lines[n - 1].trim_start().trim_start_matches("- ");
-            line.strip_prefix("id:").is_some_and(|rest| {
-                rest.trim().trim_matches(['"', '\'']) == id
-            })
+            line.strip_prefix("id:")
+                .is_some_and(|rest| rest.trim().trim_matches(['"', '\'']) == id)
         })
     }
 }
@@ -138,23 +137,29 @@ impl Pipeline {
             .to_path_buf();
 
         // Stage lines and ids.
-        let lines: Vec<usize> = raw
-            .stages
-            .iter()
-            .map(|s| loc.stage(&s.id).unwrap_or(0))
-            .collect();
+        let mut lines: Vec<usize> = Vec::with_capacity(raw.stages.len());
+        for s in &raw.stages {
+            let from = lines.last().map_or(1, |l| l + 1);
+            lines.push(loc.stage(from, &s.id).unwrap_or(from));
+        }
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, s) in raw.stages.iter().enumerate() {
             if s.id.is_empty() || s.id.contains(['.', '/', ' ']) {
                 return Err(err(
                     Some(lines[i]),
-                    format!("stage id {:?} must be non-empty without '.', '/' or spaces", s.id),
+                    format!(
+                        "stage id {:?} must be non-empty without '.', '/' or spaces",
+                        s.id
+                    ),
                 ));
             }
             if let Some(first) = index.insert(&s.id, i) {
                 return Err(err(
                     Some(lines[i]),
-                    format!("duplicate stage id {:?} (first at line {})", s.id, lines[first]),
+                    format!(
+                        "duplicate stage id {:?} (first at line {})",
+                        s.id, lines[first]
+                    ),
                 ));
             }
         }
@@ -177,10 +182,11 @@ impl Pipeline {
                 )
             })?;
             let params = match &s.params {
-                None | Some(serde_yaml::Value::Null) => serde_json::Value::Object(Default::default()),
-                Some(v) => serde_json::to_value(v).map_err(|e| {
-                    err(Some(line), format!("stage {:?}: params: {e}", s.id))
-                })?,
+                None | Some(serde_yaml::Value::Null) => {
+                    serde_json::Value::Object(Default::default())
+                }
+                Some(v) => serde_json::to_value(v)
+                    .map_err(|e| err(Some(line), format!("stage {:?}: params: {e}", s.id)))?,
             };
             let prepared = stage.prepare(&params).map_err(|e| {
                 let at = e
@@ -216,13 +222,19 @@ impl Pipeline {
                 let Some((from_id, from_port)) = source.split_once('.') else {
                     return Err(err(
                         at,
-                        format!("stage {:?}: input {port:?} must be STAGE.OUTPUT, got {source:?}", s.id),
+                        format!(
+                            "stage {:?}: input {port:?} must be STAGE.OUTPUT, got {source:?}",
+                            s.id
+                        ),
                     ));
                 };
                 let Some(&from) = index.get(from_id) else {
                     return Err(err(
                         at,
-                        format!("stage {:?}: input {port:?} names unknown stage {from_id:?}", s.id),
+                        format!(
+                            "stage {:?}: input {port:?} names unknown stage {from_id:?}",
+                            s.id
+                        ),
                     ));
                 };
                 let upstream = registry::lookup(&raw.stages[from].kind).expect("checked above");

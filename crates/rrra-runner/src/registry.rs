@@ -64,24 +64,23 @@ impl<S: Stage> DynStage for Erased<S> {
         S::outputs()
     }
     fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError> {
-        let typed: S::Params =
-            serde_path_to_error::deserialize(params.clone()).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                // serde names an unknown field in its message, not in the path.
-                let unknown = inner
-                    .strip_prefix("unknown field `")
-                    .and_then(|rest| rest.split('`').next())
-                    .map(str::to_string);
-                ParamsError {
-                    path: unknown.or((path != ".").then_some(path.clone())),
-                    message: if path == "." {
-                        format!("params: {inner}")
-                    } else {
-                        format!("param {path}: {inner}")
-                    },
-                }
-            })?;
+        let typed: S::Params = serde_path_to_error::deserialize(params.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // serde names an unknown field in its message, not in the path.
+            let unknown = inner
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string);
+            ParamsError {
+                path: unknown.or((path != ".").then_some(path.clone())),
+                message: if path == "." {
+                    format!("params: {inner}")
+                } else {
+                    format!("param {path}: {inner}")
+                },
+            }
+        })?;
         S::check(&typed).map_err(|message| ParamsError {
             path: None,
             message,
@@ -111,6 +110,7 @@ registry![
     rrra_ingest::stages::IngestQrels,
     rrra_ingest::stages::IngestTrecRun,
     rrra_ingest::stages::IngestDpr,
+    rrra_retrieve::stages::RetrieveBm25,
     rrra_eval::stages::EvalTrec,
     rrra_eval::stages::EvalCompare,
 ];

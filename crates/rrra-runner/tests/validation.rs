@@ -23,18 +23,84 @@ stages:
 
 /// (what, text edit applied to GOOD, expected line, expected message fragment)
 const CASES: &[(&str, &str, &str, usize, &str)] = &[
-    ("unknown kind", "kind: retrieve.bm25", "kind: retrieve.bm52", 7, "unknown kind \"retrieve.bm52\""),
-    ("unknown param", "k1: 0.9", "k3: 0.9", 10, "unknown field `k3`"),
-    ("mistyped param", "k1: 0.9", "k1: high", 10, "param k1: invalid type: string \"high\""),
+    (
+        "unknown kind",
+        "kind: retrieve.bm25",
+        "kind: retrieve.bm52",
+        7,
+        "unknown kind \"retrieve.bm52\"",
+    ),
+    (
+        "unknown param",
+        "k1: 0.9",
+        "k3: 0.9",
+        10,
+        "unknown field `k3`",
+    ),
+    (
+        "mistyped param",
+        "k1: 0.9",
+        "k1: high",
+        10,
+        "param k1: invalid type: string \"high\"",
+    ),
     ("out of range param", "k1: 0.9", "k1: -1", 9, "k1 must be"),
-    ("missing input", "inputs: {run: bm25.run, qrels: src.qrels}", "inputs: {run: bm25.run}", 12, "missing input \"qrels\""),
-    ("unknown upstream stage", "run: bm25.run", "run: bm26.run", 14, "unknown stage \"bm26\""),
-    ("unknown upstream output", "run: bm25.run", "run: bm25.ranking", 14, "has no output \"ranking\""),
-    ("wrong artifact kind", "run: bm25.run", "run: src.qrels", 14, "expects a run artifact, but src.qrels is a qrels"),
-    ("unknown input port", "corpus: src.corpus,", "corpus: src.corpus, docs: src.corpus,", 8, "has no input \"docs\""),
-    ("duplicate id", "id: eval", "id: bm25", 12, "duplicate stage id \"bm25\" (first at line 6)"),
-    ("yaml syntax", "  - id: eval", "  - id: [eval", 12, "not a valid pipeline"),
-    ("unknown top-level key", "name: t", "nmae: t", 1, "unknown field `nmae`"),
+    (
+        "missing input",
+        "inputs: {run: bm25.run, qrels: src.qrels}",
+        "inputs: {qrels: src.qrels}",
+        11,
+        "missing input \"run\"",
+    ),
+    (
+        "unknown upstream stage",
+        "run: bm25.run",
+        "run: bm26.run",
+        13,
+        "unknown stage \"bm26\"",
+    ),
+    (
+        "unknown upstream output",
+        "run: bm25.run",
+        "run: bm25.ranking",
+        13,
+        "has no output \"ranking\"",
+    ),
+    (
+        "wrong artifact kind",
+        "run: bm25.run",
+        "run: src.qrels",
+        13,
+        "expects a run artifact, but src.qrels is a qrels",
+    ),
+    (
+        "unknown input port",
+        "corpus: src.corpus,",
+        "corpus: src.corpus, docs: src.corpus,",
+        8,
+        "has no input \"docs\"",
+    ),
+    (
+        "duplicate id",
+        "id: eval",
+        "id: bm25",
+        11,
+        "duplicate stage id \"bm25\" (first at line 6)",
+    ),
+    (
+        "yaml syntax",
+        "  - id: eval",
+        "  - id: [eval",
+        11,
+        "not a valid pipeline",
+    ),
+    (
+        "unknown top-level key",
+        "name: t",
+        "nmae: t",
+        1,
+        "unknown field `nmae`",
+    ),
 ];
 
 #[test]
@@ -46,7 +112,10 @@ fn good_pipeline_validates() {
     // Defaults are filled into the canonical params.
     let params = &p.stages[1].prepared.params;
     assert_eq!(params["k1"], 0.9);
-    assert!(params.get("b").is_some() && params.get("top_k").is_some(), "{params}");
+    assert!(
+        params.get("b").is_some() && params.get("top_k").is_some(),
+        "{params}"
+    );
 }
 
 #[test]
@@ -60,7 +129,10 @@ fn each_malformed_pipeline_is_rejected_with_its_line() {
         };
         let shown = err.to_string();
         assert_eq!(err.line, Some(*line), "{what}: {shown}");
-        assert!(shown.starts_with(&format!("p.yaml:{line}: ")), "{what}: {shown}");
+        assert!(
+            shown.starts_with(&format!("p.yaml:{line}: ")),
+            "{what}: {shown}"
+        );
         assert!(shown.contains(fragment), "{what}: {shown}");
     }
 }
@@ -94,8 +166,13 @@ stages:
     kind: eval.compare
     inputs: {baseline: x.metrics, candidate: x.metrics}
 ";
-    let err = Pipeline::parse(Path::new("p.yaml"), cyclic).err().expect("a cycle");
+    let err = Pipeline::parse(Path::new("p.yaml"), cyclic)
+        .err()
+        .expect("a cycle");
     let shown = err.to_string();
     assert!(shown.contains("cycle"), "{shown}");
-    assert!(shown.contains("x -> y -> x") || shown.contains("y -> x -> y"), "{shown}");
+    assert!(
+        shown.contains("x -> y -> x") || shown.contains("y -> x -> y"),
+        "{shown}"
+    );
 }
