@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use rrra_common::artifact::{for_each_batch, read_rows, write_rows};
 use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow};
 use rrra_common::report::text_table;
-use rrra_common::schema::ArtifactKind::{Corpus, Metrics, Qrels as QrelsKind, Queries, Run as RunKind};
+use rrra_common::schema::ArtifactKind::{
+    Corpus, Metrics, Qrels as QrelsKind, Queries, Run as RunKind,
+};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,10 @@ use crate::{Measure, Qrels, Run, answer_top_k, evaluate, paired_t_test, randomis
 fn parse_measures(names: &[String]) -> Result<Vec<Measure>, String> {
     names
         .iter()
-        .map(|n| n.parse::<Measure>().map_err(|e| format!("param measures: {e}")))
+        .map(|n| {
+            n.parse::<Measure>()
+                .map_err(|e| format!("param measures: {e}"))
+        })
         .collect()
 }
 
@@ -87,13 +92,17 @@ impl Stage for EvalTrec {
         let mut means: Vec<(String, f64)> = Vec::new();
         let mut evaluated = 0;
         if !measures.is_empty() {
-            let qrels_file = ctx.optional_input("qrels").ok_or_else(|| {
-                Error::Invalid("measures need the qrels input connected".into())
-            })?;
+            let qrels_file = ctx
+                .optional_input("qrels")
+                .ok_or_else(|| Error::Invalid("measures need the qrels input connected".into()))?;
             let qrels = Qrels::from_rows(read_rows::<Qrel>(qrels_file)?)?;
             let eval = evaluate(&qrels, &run, &measures, p.relevance_threshold);
             evaluated = eval.query_ids().len();
-            means.extend(measures.iter().map(|m| (m.to_string(), eval.mean(m).unwrap_or(0.0))));
+            means.extend(
+                measures
+                    .iter()
+                    .map(|m| (m.to_string(), eval.mean(m).unwrap_or(0.0))),
+            );
             rows = eval.to_metric_rows();
         }
         if !p.answer_k.is_empty() {
@@ -178,7 +187,9 @@ pub struct EvalCompare;
 fn per_query(rows: Vec<MetricRow>) -> BTreeMap<String, BTreeMap<String, f64>> {
     let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for r in rows.into_iter().filter(|r| r.query_id != "all") {
-        out.entry(r.measure).or_default().insert(r.query_id, r.value);
+        out.entry(r.measure)
+            .or_default()
+            .insert(r.query_id, r.value);
     }
     out
 }
@@ -212,17 +223,31 @@ impl Stage for EvalCompare {
         let base = per_query(read_rows::<MetricRow>(ctx.input("baseline")?)?);
         let cand = per_query(read_rows::<MetricRow>(ctx.input("candidate")?)?);
         let measures: Vec<String> = if p.measures.is_empty() {
-            base.keys().filter(|m| cand.contains_key(*m)).cloned().collect()
+            base.keys()
+                .filter(|m| cand.contains_key(*m))
+                .cloned()
+                .collect()
         } else {
             p.measures.clone()
         };
-        let header = ["measure", "baseline", "candidate", "delta", "t", "p (t-test)", "p (randomisation)", "queries"]
-            .map(String::from)
-            .to_vec();
+        let header = [
+            "measure",
+            "baseline",
+            "candidate",
+            "delta",
+            "t",
+            "p (t-test)",
+            "p (randomisation)",
+            "queries",
+        ]
+        .map(String::from)
+        .to_vec();
         let (mut table, mut rows, mut metrics) = (Vec::new(), Vec::new(), BTreeMap::new());
         for m in &measures {
             let (Some(b), Some(c)) = (base.get(m), cand.get(m)) else {
-                return Err(Error::Invalid(format!("measure {m:?} is not in both inputs")));
+                return Err(Error::Invalid(format!(
+                    "measure {m:?} is not in both inputs"
+                )));
             };
             let common: Vec<&String> = b.keys().filter(|q| c.contains_key(*q)).collect();
             let a: Vec<f64> = common.iter().map(|q| b[*q]).collect();

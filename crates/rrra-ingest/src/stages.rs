@@ -43,7 +43,10 @@ fn sink_into<R: rrra_common::table::Row>(
 
 fn report(rows: &[(&str, u64)]) -> StageReport {
     StageReport {
-        metrics: rows.iter().map(|(k, v)| (k.to_string(), *v as f64)).collect(),
+        metrics: rows
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v as f64))
+            .collect(),
         table: None,
     }
 }
@@ -93,11 +96,13 @@ impl Stage for IngestBeir {
         &[]
     }
     fn outputs() -> &'static [Port] {
-        const { &[
-            Port::required("corpus", Corpus),
-            Port::required("queries", Queries),
-            Port::required("qrels", Qrels),
-        ] }
+        const {
+            &[
+                Port::required("corpus", Corpus),
+                Port::required("queries", Queries),
+                Port::required("qrels", Qrels),
+            ]
+        }
     }
     fn check(p: &BeirParams) -> Result<(), String> {
         if p.path.as_os_str().is_empty() {
@@ -114,7 +119,11 @@ impl Stage for IngestBeir {
         let mut docs = IdIndex::new();
         let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
         let task = spinner(ctx, "corpus");
-        let n_docs = crate::read_beir_corpus(&corpus_file, Some(&mut docs), sink_into(&mut corpus, &*task))?;
+        let n_docs = crate::read_beir_corpus(
+            &corpus_file,
+            Some(&mut docs),
+            sink_into(&mut corpus, &*task),
+        )?;
         corpus.finish()?;
         drop(task);
 
@@ -140,10 +149,17 @@ impl Stage for IngestBeir {
         if let Some(missing) = judged.iter().find(|q| !ids.contains(q)) {
             return Err(Error::file(
                 &qrels_file,
-                format!("query id {missing:?} is judged but absent from {}", queries_file.display()),
+                format!(
+                    "query id {missing:?} is judged but absent from {}",
+                    queries_file.display()
+                ),
             ));
         }
-        Ok(report(&[("docs", n_docs), ("queries", kept), ("qrels", n_qrels)]))
+        Ok(report(&[
+            ("docs", n_docs),
+            ("queries", kept),
+            ("qrels", n_qrels),
+        ]))
     }
 }
 
@@ -177,7 +193,11 @@ impl Stage for IngestMsmarco {
         IngestBeir::outputs()
     }
     fn check(p: &MsmarcoParams) -> Result<(), String> {
-        required(&[("collection", &p.collection), ("queries", &p.queries), ("qrels", &p.qrels)])
+        required(&[
+            ("collection", &p.collection),
+            ("queries", &p.queries),
+            ("qrels", &p.qrels),
+        ])
     }
     fn sources(p: &MsmarcoParams) -> Vec<PathBuf> {
         vec![p.collection.clone(), p.queries.clone(), p.qrels.clone()]
@@ -197,7 +217,11 @@ impl Stage for IngestMsmarco {
         let n_queries = write_queries(ctx, &ctx.resolve(&p.queries), QueryFormat::Msmarco)?;
         let known = (p.unknown_docs == UnknownDocs::Error).then_some(&docs);
         let n_qrels = write_qrels(ctx, &ctx.resolve(&p.qrels), known)?;
-        Ok(report(&[("docs", n_docs), ("queries", n_queries), ("qrels", n_qrels)]))
+        Ok(report(&[
+            ("docs", n_docs),
+            ("queries", n_queries),
+            ("qrels", n_qrels),
+        ]))
     }
 }
 
@@ -459,6 +483,10 @@ impl Stage for IngestDpr {
         corpus.finish()?;
         queries.finish()?;
         qrels.finish()?;
-        Ok(report(&[("docs", n_docs), ("queries", record), ("qrels", n_qrels)]))
+        Ok(report(&[
+            ("docs", n_docs),
+            ("queries", record),
+            ("qrels", n_qrels),
+        ]))
     }
 }
