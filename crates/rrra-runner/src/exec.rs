@@ -89,12 +89,16 @@ pub enum State {
     Missing,
 }
 
-/// Computes the cache key of `node`, given its upstream stages' manifests.
+/// A stage's cache key, with the input and source hashes that went into it.
+type Keyed = (String, BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// Computes the cache key of `node`, given its upstream stages' manifests; `None` while an
+/// input is not computed yet.
 fn key_of(
     p: &Pipeline,
     node: &StageNode,
     done: &[Option<Done>],
-) -> Result<Option<(String, BTreeMap<String, String>, BTreeMap<String, String>)>, RunError> {
+) -> Result<Option<Keyed>, RunError> {
     let mut inputs = BTreeMap::new();
     for e in &node.inputs {
         let Some(up) = &done[e.from_stage] else {
