@@ -162,8 +162,10 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Test { args } => python::cargo_with_reference("test", &args),
-        Command::Bench { args } => python::cargo_with_reference("bench", &args),
+        Command::Test { args } => python::cargo_with_reference("test", "requirements.txt", &args),
+        Command::Bench { args } => {
+            python::cargo_with_reference("bench", "bench-requirements.txt", &args)
+        }
     }
 }
 

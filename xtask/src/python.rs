@@ -24,13 +24,14 @@ fn status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Creates `.venv` and installs the pinned requirements, unless already installed.
-fn ensure_venv() -> Result<PathBuf> {
+/// Creates `.venv` and installs the pinned requirements file `tests/python/<file>`, unless
+/// already installed.
+fn ensure_venv(file: &str) -> Result<PathBuf> {
     let root = root();
     let venv = root.join(".venv");
     let python = venv.join("bin").join("python");
-    let wanted = root.join("tests/python/requirements.txt");
-    let stamp = venv.join("rrra-requirements.txt");
+    let wanted = root.join("tests/python").join(file);
+    let stamp = venv.join(format!("rrra-{file}"));
     let requirements = std::fs::read_to_string(&wanted)
         .with_context(|| format!("reading {}", wanted.display()))?;
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
@@ -54,20 +55,23 @@ fn ensure_venv() -> Result<PathBuf> {
             ])
             .arg(&wanted),
     )?;
+    // The stamp of an included file no longer proves what is installed.
+    for stale in ["rrra-requirements.txt", "rrra-bench-requirements.txt"] {
+        let _ = std::fs::remove_file(venv.join(stale));
+    }
     std::fs::write(&stamp, requirements)?;
     Ok(python)
 }
 
-/// Runs `cargo <sub> --workspace <args>` with `RRRA_PYTHON` pointing at the reference venv.
-pub fn cargo_with_reference(sub: &str, args: &[String]) -> Result<()> {
-    let python = ensure_venv()?;
+/// Runs `cargo <sub> <args>` (`--workspace` when no args name packages) with `RRRA_PYTHON`
+/// pointing at the reference venv, set up from `requirements` (a file in `tests/python/`).
+pub fn cargo_with_reference(sub: &str, requirements: &str, args: &[String]) -> Result<()> {
+    let python = ensure_venv(requirements)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    status(
-        Command::new(cargo)
-            .current_dir(root())
-            .arg(sub)
-            .arg("--workspace")
-            .args(args)
-            .env("RRRA_PYTHON", python),
-    )
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root()).arg(sub);
+    if !args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
+        cmd.arg("--workspace");
+    }
+    status(cmd.args(args).env("RRRA_PYTHON", python))
 }

@@ -130,14 +130,15 @@ fn main() {
             assert_eq!(ids.len(), NQ * K);
             write_raw(&dir.path().join("rrra_ids.u32"), &ids, u32::to_le_bytes);
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/faiss_flat_ip.py");
-            let out = Command::new("python3")
-                .arg(script)
-                .arg(dir.path())
-                .args([n, DIM, NQ, K, threads, reps].map(|x| x.to_string()))
-                .env("OMP_NUM_THREADS", threads.to_string())
-                .env("OPENBLAS_NUM_THREADS", threads.to_string())
-                .output()
-                .expect("python3");
+            let out =
+                Command::new(std::env::var("RRRA_PYTHON").unwrap_or_else(|_| "python3".into()))
+                    .arg(script)
+                    .arg(dir.path())
+                    .args([n, DIM, NQ, K, threads, reps].map(|x| x.to_string()))
+                    .env("OMP_NUM_THREADS", threads.to_string())
+                    .env("OPENBLAS_NUM_THREADS", threads.to_string())
+                    .output()
+                    .expect("python3 (or $RRRA_PYTHON) with faiss-cpu and numpy");
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
                 out.status.success(),
