@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use rrra_common::artifact::write_rows;
+use rrra_common::embeddings::EmbeddingSink;
 use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow};
 use rrra_common::schema::ArtifactKind;
 
@@ -66,6 +67,10 @@ fn every_kind_opens_in_pyarrow_and_polars() {
     )
     .unwrap();
 
+    let mut vectors = EmbeddingSink::create(&path(ArtifactKind::Embeddings), 2).unwrap();
+    vectors.push("d1", &[0.25, -1.0]).unwrap();
+    vectors.finish().unwrap();
+
     let python = std::env::var("RRRA_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/open_artifacts.py");
     let files: Vec<_> = ArtifactKind::ALL.iter().map(|k| path(*k)).collect();
@@ -106,6 +111,9 @@ fn every_kind_opens_in_pyarrow_and_polars() {
         serde_json::json!(["a", "b"])
     );
     assert_eq!(q["pyarrow"]["types"][2], "list<item: string not null>");
+    let e = &seen[&path(ArtifactKind::Embeddings).display().to_string()];
+    assert_eq!(e["polars"]["first"]["vector"], serde_json::json!([0.25, -1.0]));
+    assert_eq!(e["pyarrow"]["metadata"]["rrra.dim"], "2");
     let c = &seen[&path(ArtifactKind::Corpus).display().to_string()];
     assert_eq!(c["polars"]["first"]["title"], "Tïtle");
     let r = &seen[&path(ArtifactKind::Run).display().to_string()];

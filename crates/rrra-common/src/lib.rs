@@ -4,6 +4,7 @@
 //! ([`manifest`]), the [`stage::Stage`] trait, and progress reporting ([`progress`]).
 
 pub mod artifact;
+pub mod embeddings;
 pub mod error;
 pub mod manifest;
 pub mod progress;

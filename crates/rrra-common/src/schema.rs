@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const KIND_KEY: &str = "rrra.kind";
 /// Metadata key holding the schema version of that kind.
 pub const VERSION_KEY: &str = "rrra.schema_version";
+/// Metadata key holding the vector width of an embeddings artifact.
+pub const DIM_KEY: &str = "rrra.dim";
 
 /// The kinds of artifact that flow between stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,15 +23,18 @@ pub enum ArtifactKind {
     Qrels,
     Run,
     Metrics,
+    /// One f32 vector per id; every vector of a file has the width in `rrra.dim`.
+    Embeddings,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 5] = [
+    pub const ALL: [ArtifactKind; 6] = [
         ArtifactKind::Corpus,
         ArtifactKind::Queries,
         ArtifactKind::Qrels,
         ArtifactKind::Run,
         ArtifactKind::Metrics,
+        ArtifactKind::Embeddings,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +44,7 @@ impl ArtifactKind {
             ArtifactKind::Qrels => "qrels",
             ArtifactKind::Run => "run",
             ArtifactKind::Metrics => "metrics",
+            ArtifactKind::Embeddings => "embeddings",
         }
     }
 
@@ -76,6 +82,14 @@ impl ArtifactKind {
                 utf8("query_id"),
                 utf8("measure"),
                 Field::new("value", DataType::Float64, false),
+            ],
+            ArtifactKind::Embeddings => vec![
+                utf8("id"),
+                Field::new(
+                    "vector",
+                    DataType::List(Arc::new(Field::new_list_field(DataType::Float32, false))),
+                    false,
+                ),
             ],
         };
         let metadata = arrow::datatypes::Metadata::default()

@@ -55,6 +55,9 @@ pub struct StageContext<'a> {
     pub out_dir: PathBuf,
     /// Directory relative paths in params resolve against (the pipeline file's directory).
     pub base_dir: PathBuf,
+    /// The cache root, for things shared across entries (downloaded models live in
+    /// `<cache_dir>/models`).
+    pub cache_dir: PathBuf,
     /// The pipeline seed (every stage gets it; only seeded stages have it in their cache key).
     pub seed: u64,
     pub progress: &'a dyn Progress,

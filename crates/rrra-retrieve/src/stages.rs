@@ -1,13 +1,14 @@
 //! The `retrieve.*` pipeline stages: a corpus and queries in, a ranked run out.
 
-use rrra_common::Result;
 use rrra_common::artifact::{ParquetSink, read_rows};
+use rrra_common::embeddings;
 use rrra_common::records::{Doc, Query, RunRow};
-use rrra_common::schema::ArtifactKind::{Corpus, Queries, Run};
+use rrra_common::schema::ArtifactKind::{Corpus, Embeddings, Queries, Run};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
+use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{Bm25Index, Bm25Params};
+use crate::{Bm25Index, Bm25Params, TopK};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -99,6 +100,103 @@ impl Stage for RetrieveBm25 {
                 (
                     "queries_per_s".to_string(),
                     queries.len() as f64 / search_s.max(1e-9),
+                ),
+                ("rows".to_string(), rows as f64),
+            ]
+            .into(),
+            table: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenseParams {
+    /// Documents kept per query.
+    pub top_k: usize,
+}
+
+impl Default for DenseParams {
+    fn default() -> Self {
+        DenseParams { top_k: 1000 }
+    }
+}
+
+/// `retrieve.dense`: exact inner-product top-k of query embeddings against corpus
+/// embeddings. The corpus is streamed block by block; the query × corpus score matrix never
+/// exists, so memory is the queries, one block, and `queries × top_k` hits.
+pub struct RetrieveDense;
+
+impl Stage for RetrieveDense {
+    type Params = DenseParams;
+    const KIND: &'static str = "retrieve.dense";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "exact inner-product top-k over embeddings, blocked";
+
+    fn inputs() -> &'static [Port] {
+        const {
+            &[
+                Port::required("queries", Embeddings),
+                Port::required("corpus", Embeddings),
+            ]
+        }
+    }
+    fn outputs() -> &'static [Port] {
+        const { &[Port::required("run", Run)] }
+    }
+    fn check(p: &DenseParams) -> Result<(), String> {
+        if p.top_k == 0 {
+            return Err("param top_k must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn run(p: &DenseParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let (query_ids, queries, dim) = embeddings::read_all(ctx.input("queries")?)?;
+        let corpus = ctx.input("corpus")?;
+        let total = rrra_common::artifact::parquet_rows(corpus)?;
+        let mut top = TopK::new(query_ids.len(), dim, p.top_k)?;
+        let mut doc_ids: Vec<String> = Vec::with_capacity(total as usize);
+        let task = ctx.progress.task("dense search (docs)", Some(total));
+        let start = std::time::Instant::now();
+        let corpus_dim = embeddings::for_each_block(corpus, |ids, vectors| {
+            if vectors.len() != ids.len() * dim {
+                return Err(Error::file(
+                    corpus,
+                    format!("corpus vectors are not {dim} wide like the queries"),
+                ));
+            }
+            top.add_block(&queries, vectors, doc_ids.len() as u32)?;
+            doc_ids.extend_from_slice(ids);
+            task.inc(ids.len() as u64);
+            Ok(())
+        })?;
+        drop(task);
+        if corpus_dim != dim {
+            return Err(Error::Invalid(format!(
+                "query vectors are {dim} wide, corpus vectors {corpus_dim}"
+            )));
+        }
+        let search_s = start.elapsed().as_secs_f64();
+        let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
+        for (q, hits) in query_ids.iter().zip(top.into_results()) {
+            for (rank, (doc, score)) in hits.into_iter().enumerate() {
+                sink.push(RunRow {
+                    query_id: q.clone(),
+                    doc_id: doc_ids[doc as usize].clone(),
+                    rank: rank as u32 + 1,
+                    score: f64::from(score),
+                })?;
+            }
+        }
+        let rows = sink.finish()?;
+        Ok(StageReport {
+            metrics: [
+                ("docs".to_string(), doc_ids.len() as f64),
+                ("queries".to_string(), query_ids.len() as f64),
+                (
+                    "queries_per_s".to_string(),
+                    query_ids.len() as f64 / search_s.max(1e-9),
                 ),
                 ("rows".to_string(), rows as f64),
             ]

@@ -232,6 +232,7 @@ fn execute(
             .collect(),
         out_dir: tmp.clone(),
         base_dir: p.base_dir.clone(),
+        cache_dir: cache.root().to_path_buf(),
         seed: p.seed,
         progress,
     };

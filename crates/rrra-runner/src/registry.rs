@@ -111,6 +111,7 @@ registry![
     rrra_ingest::stages::IngestTrecRun,
     rrra_ingest::stages::IngestDpr,
     rrra_retrieve::stages::RetrieveBm25,
+    rrra_retrieve::stages::RetrieveDense,
     rrra_eval::stages::EvalTrec,
     rrra_eval::stages::EvalCompare,
 ];
