@@ -112,7 +112,10 @@ fn every_kind_opens_in_pyarrow_and_polars() {
     );
     assert_eq!(q["pyarrow"]["types"][2], "list<item: string not null>");
     let e = &seen[&path(ArtifactKind::Embeddings).display().to_string()];
-    assert_eq!(e["polars"]["first"]["vector"], serde_json::json!([0.25, -1.0]));
+    assert_eq!(
+        e["polars"]["first"]["vector"],
+        serde_json::json!([0.25, -1.0])
+    );
     assert_eq!(e["pyarrow"]["metadata"]["rrra.dim"], "2");
     let c = &seen[&path(ArtifactKind::Corpus).display().to_string()];
     assert_eq!(c["polars"]["first"]["title"], "Tïtle");
