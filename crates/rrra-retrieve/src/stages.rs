@@ -10,6 +10,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Bm25Index, Bm25Params, TopK};
 
+/// Writes per-query hits (best first) as the `run` output; returns the row count.
+fn write_run<'a>(
+    ctx: &StageContext<'_>,
+    query_ids: impl Iterator<Item = &'a str>,
+    hits: Vec<Vec<(u32, f32)>>,
+    doc_id: impl Fn(u32) -> &'a String,
+) -> Result<u64> {
+    let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
+    for (query_id, hits) in query_ids.zip(hits) {
+        for (rank, (doc, score)) in hits.into_iter().enumerate() {
+            sink.push(RunRow {
+                query_id: query_id.to_string(),
+                doc_id: doc_id(doc).clone(),
+                rank: rank as u32 + 1,
+                score: f64::from(score),
+            })?;
+        }
+    }
+    sink.finish()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bm25StageParams {
@@ -80,18 +101,9 @@ impl Stage for RetrieveBm25 {
         let start = std::time::Instant::now();
         let hits = index.search_batch(&texts, p.top_k, ctx.progress);
         let search_s = start.elapsed().as_secs_f64();
-        let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
-        for (q, hits) in queries.iter().zip(hits) {
-            for (rank, (doc, score)) in hits.into_iter().enumerate() {
-                sink.push(RunRow {
-                    query_id: q.id.clone(),
-                    doc_id: docs[doc as usize].id.clone(),
-                    rank: rank as u32 + 1,
-                    score: f64::from(score),
-                })?;
-            }
-        }
-        let rows = sink.finish()?;
+        let rows = write_run(ctx, queries.iter().map(|q| q.id.as_str()), hits, |doc| {
+            &docs[doc as usize].id
+        })?;
         Ok(StageReport {
             metrics: [
                 ("docs".to_string(), docs.len() as f64),
@@ -178,18 +190,12 @@ impl Stage for RetrieveDense {
             )));
         }
         let search_s = start.elapsed().as_secs_f64();
-        let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
-        for (q, hits) in query_ids.iter().zip(top.into_results()) {
-            for (rank, (doc, score)) in hits.into_iter().enumerate() {
-                sink.push(RunRow {
-                    query_id: q.clone(),
-                    doc_id: doc_ids[doc as usize].clone(),
-                    rank: rank as u32 + 1,
-                    score: f64::from(score),
-                })?;
-            }
-        }
-        let rows = sink.finish()?;
+        let rows = write_run(
+            ctx,
+            query_ids.iter().map(String::as_str),
+            top.into_results(),
+            |doc| &doc_ids[doc as usize],
+        )?;
         Ok(StageReport {
             metrics: [
                 ("docs".to_string(), doc_ids.len() as f64),
