@@ -146,6 +146,48 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
     Ok(builder.metadata().file_metadata().num_rows() as u64)
 }
 
+/// The blake3 hash of an artifact: of a file's bytes, or for a directory of its sorted
+/// relative file names and their hashes. 64 hex digits.
+pub fn hash_path(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return hash_file(path);
+    }
+    let mut files = Vec::new();
+    list_files(path, path, &mut files)?;
+    files.sort();
+    let mut hasher = blake3::Hasher::new();
+    for rel in &files {
+        hasher.update(rel.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(hash_file(&path.join(rel))?.as_bytes());
+        hasher.update(b"\n");
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Rows of an artifact: the Parquet row count, or the number of files of a directory.
+pub fn artifact_rows(path: &Path) -> Result<u64> {
+    if path.is_dir() {
+        let mut files = Vec::new();
+        list_files(path, path, &mut files)?;
+        return Ok(files.len() as u64);
+    }
+    parquet_rows(path)
+}
+
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            list_files(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root).expect("under root");
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
 /// The blake3 hash of a file's bytes, as 64 hex digits.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
@@ -182,6 +224,23 @@ mod tests {
         let err = read_rows::<Doc>(&path).unwrap_err().to_string();
         assert!(err.contains("expected a corpus artifact"), "{err}");
         assert!(err.contains("found kind queries"), "{err}");
+    }
+
+    #[test]
+    fn directory_hash_covers_names_and_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir_all(model.join("1_Pooling")).unwrap();
+        std::fs::write(model.join("config.json"), "{}").unwrap();
+        std::fs::write(model.join("1_Pooling/config.json"), "{\"a\":1}").unwrap();
+        let first = hash_path(&model).unwrap();
+        assert_eq!(artifact_rows(&model).unwrap(), 2);
+        assert_eq!(first, hash_path(&model).unwrap());
+        std::fs::write(model.join("1_Pooling/config.json"), "{\"a\":2}").unwrap();
+        assert_ne!(first, hash_path(&model).unwrap());
+        std::fs::rename(model.join("config.json"), model.join("other.json")).unwrap();
+        std::fs::write(model.join("1_Pooling/config.json"), "{\"a\":1}").unwrap();
+        assert_ne!(first, hash_path(&model).unwrap());
     }
 
     #[test]

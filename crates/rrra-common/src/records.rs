@@ -43,3 +43,36 @@ pub struct MetricRow {
     pub measure: String,
     pub value: f64,
 }
+
+/// One mined candidate of a query. `rank` is 1-based in the full first-stage ranking
+/// (positives included); judged positives are rows with `positive == true` and are never
+/// negatives. A positive the ranking did not reach still has its exact `score` and
+/// `rank == 0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub query_id: String,
+    pub doc_id: String,
+    pub rank: u32,
+    pub score: f64,
+    pub positive: bool,
+}
+
+/// One training example: a query, a positive and its sampled negatives. `weights`, when
+/// present, has one entry per negative (a per-negative weight in the contrastive loss).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub query_id: String,
+    pub positive_id: String,
+    pub negatives: Vec<String>,
+    pub weights: Option<Vec<f32>>,
+}
+
+/// One logged optimiser step of a training run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainLogRow {
+    pub step: u32,
+    pub epoch: u32,
+    pub loss: f64,
+    pub lr: f64,
+    pub samples_per_s: f64,
+}

@@ -25,16 +25,30 @@ pub enum ArtifactKind {
     Metrics,
     /// One f32 vector per id; every vector of a file has the width in `rrra.dim`.
     Embeddings,
+    /// Mined candidates per query: the top-K non-positive documents of a first-stage
+    /// ranking (the hard-negative pool), plus every judged positive with its score.
+    Candidates,
+    /// Training examples: a query, one positive, sampled negatives, optional weights.
+    Examples,
+    /// A training log: one row per logged optimiser step.
+    TrainLog,
+    /// A model folder (not Parquet): `model.safetensors`, `config.json`, tokenizer files,
+    /// laid out as sentence-transformers saves a model.
+    Model,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 6] = [
+    pub const ALL: [ArtifactKind; 10] = [
         ArtifactKind::Corpus,
         ArtifactKind::Queries,
         ArtifactKind::Qrels,
         ArtifactKind::Run,
         ArtifactKind::Metrics,
         ArtifactKind::Embeddings,
+        ArtifactKind::Candidates,
+        ArtifactKind::Examples,
+        ArtifactKind::TrainLog,
+        ArtifactKind::Model,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,7 +59,16 @@ impl ArtifactKind {
             ArtifactKind::Run => "run",
             ArtifactKind::Metrics => "metrics",
             ArtifactKind::Embeddings => "embeddings",
+            ArtifactKind::Candidates => "candidates",
+            ArtifactKind::Examples => "examples",
+            ArtifactKind::TrainLog => "train_log",
+            ArtifactKind::Model => "model",
         }
+    }
+
+    /// Whether an artifact of this kind is a directory rather than one Parquet file.
+    pub fn is_directory(self) -> bool {
+        self == ArtifactKind::Model
     }
 
     /// The current schema version of this kind. Bump it when the schema changes.
@@ -53,19 +76,22 @@ impl ArtifactKind {
         1
     }
 
-    /// The Arrow schema, with kind and version in its metadata.
+    /// The Arrow schema, with kind and version in its metadata (empty for directory kinds).
     pub fn schema(self) -> SchemaRef {
         let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
+        let list = |name: &str, item: DataType, nullable: bool| {
+            Field::new(
+                name,
+                DataType::List(Arc::new(Field::new_list_field(item, false))),
+                nullable,
+            )
+        };
         let fields = match self {
             ArtifactKind::Corpus => vec![utf8("doc_id"), utf8("title"), utf8("text")],
             ArtifactKind::Queries => vec![
                 utf8("query_id"),
                 utf8("text"),
-                Field::new(
-                    "answers",
-                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, false))),
-                    true,
-                ),
+                list("answers", DataType::Utf8, true),
             ],
             ArtifactKind::Qrels => vec![
                 utf8("query_id"),
@@ -83,14 +109,28 @@ impl ArtifactKind {
                 utf8("measure"),
                 Field::new("value", DataType::Float64, false),
             ],
-            ArtifactKind::Embeddings => vec![
-                utf8("id"),
-                Field::new(
-                    "vector",
-                    DataType::List(Arc::new(Field::new_list_field(DataType::Float32, false))),
-                    false,
-                ),
+            ArtifactKind::Embeddings => vec![utf8("id"), list("vector", DataType::Float32, false)],
+            ArtifactKind::Candidates => vec![
+                utf8("query_id"),
+                utf8("doc_id"),
+                Field::new("rank", DataType::UInt32, false),
+                Field::new("score", DataType::Float64, false),
+                Field::new("positive", DataType::Boolean, false),
             ],
+            ArtifactKind::Examples => vec![
+                utf8("query_id"),
+                utf8("positive_id"),
+                list("negatives", DataType::Utf8, false),
+                list("weights", DataType::Float32, true),
+            ],
+            ArtifactKind::TrainLog => vec![
+                Field::new("step", DataType::UInt32, false),
+                Field::new("epoch", DataType::UInt32, false),
+                Field::new("loss", DataType::Float64, false),
+                Field::new("lr", DataType::Float64, false),
+                Field::new("samples_per_s", DataType::Float64, false),
+            ],
+            ArtifactKind::Model => vec![],
         };
         let metadata = arrow::datatypes::Metadata::default()
             .with(KIND_KEY, self.name())

@@ -58,6 +58,9 @@ pub struct StageContext<'a> {
     /// The cache root, for things shared across entries (downloaded models live in
     /// `<cache_dir>/models`).
     pub cache_dir: PathBuf,
+    /// A directory private to this stage's cache key that survives an interrupted run
+    /// (checkpoints go here); the runner removes it once the stage completes.
+    pub work_dir: PathBuf,
     /// The pipeline seed (every stage gets it; only seeded stages have it in their cache key).
     pub seed: u64,
     pub progress: &'a dyn Progress,
@@ -74,9 +77,16 @@ impl StageContext<'_> {
         self.inputs.get(port).map(PathBuf::as_path)
     }
 
-    /// Where output port `port` is written.
+    /// Where the Parquet output port `port` is written.
     pub fn output(&self, port: &str) -> PathBuf {
         output_file(&self.out_dir, port)
+    }
+
+    /// The directory a directory-kind output port (a model) is written to; created empty.
+    pub fn output_dir(&self, port: &str) -> Result<PathBuf> {
+        let dir = self.out_dir.join(port);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(dir)
     }
 
     /// A path from the params, resolved against the pipeline file's directory.
@@ -85,9 +95,19 @@ impl StageContext<'_> {
     }
 }
 
-/// The file name of output `port` inside a stage's output directory.
+/// The file name of Parquet output `port` inside a stage's output directory.
 pub fn output_file(dir: &Path, port: &str) -> PathBuf {
     dir.join(format!("{port}.parquet"))
+}
+
+/// Where output `port` lives inside a stage's output directory: a Parquet file, or a
+/// folder for directory kinds.
+pub fn output_path(dir: &Path, port: &Port) -> PathBuf {
+    if port.kind.is_directory() {
+        dir.join(port.name)
+    } else {
+        output_file(dir, port.name)
+    }
 }
 
 /// One implementation of a stage role. Implementations are chosen by the runner's closed

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Builder, Float64Array, Int32Array, ListArray,
+    ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
-use arrow::datatypes::{Float64Type, Int32Type, UInt32Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, UInt32Type};
 
-use crate::records::{Doc, MetricRow, Qrel, Query, RunRow};
+use crate::records::{Candidate, Doc, Example, MetricRow, Qrel, Query, RunRow, TrainLogRow};
 use crate::schema::ArtifactKind;
 use crate::{Error, Result};
 
@@ -76,45 +76,67 @@ impl Row for Doc {
     }
 }
 
+/// The item field of list column `index` of `kind`'s schema.
+fn item_field(kind: ArtifactKind, index: usize) -> Arc<arrow::datatypes::Field> {
+    match kind.schema().field(index).data_type() {
+        DataType::List(f) => f.clone(),
+        other => unreachable!("{kind} column {index} is {other}, not a list"),
+    }
+}
+
+/// A nullable list-of-strings column.
+fn string_lists<'a>(
+    kind: ArtifactKind,
+    index: usize,
+    rows: impl Iterator<Item = Option<&'a [String]>>,
+) -> ArrayRef {
+    let mut out = ListBuilder::new(StringBuilder::new()).with_field(item_field(kind, index));
+    for r in rows {
+        match r {
+            Some(list) => {
+                for a in list {
+                    out.values().append_value(a);
+                }
+                out.append(true);
+            }
+            None => out.append(false),
+        }
+    }
+    Arc::new(out.finish())
+}
+
+fn list_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ListArray> {
+    column(batch, name)?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| Error::Invalid(format!("column {name:?} is not a list")))
+}
+
+/// Row `i` of a list-of-strings column, `None` where null.
+fn string_list(list: &ListArray, i: usize) -> Option<Vec<String>> {
+    (!list.is_null(i)).then(|| {
+        let values = list.value(i);
+        let values = values.as_string::<i32>();
+        values.iter().map(|v| v.unwrap_or("").to_string()).collect()
+    })
+}
+
 impl Row for Query {
     const KIND: ArtifactKind = ArtifactKind::Queries;
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
-        let field = match Self::KIND.schema().field(2).data_type() {
-            arrow::datatypes::DataType::List(f) => f.clone(),
-            _ => unreachable!("queries.answers is a list"),
-        };
-        let mut answers = ListBuilder::new(StringBuilder::new()).with_field(field);
-        for r in rows {
-            match &r.answers {
-                Some(list) => {
-                    for a in list {
-                        answers.values().append_value(a);
-                    }
-                    answers.append(true);
-                }
-                None => answers.append(false),
-            }
-        }
         batch(
             Self::KIND,
             vec![
                 strings(rows.iter().map(|r| r.id.as_str())),
                 strings(rows.iter().map(|r| r.text.as_str())),
-                Arc::new(answers.finish()),
+                string_lists(Self::KIND, 2, rows.iter().map(|r| r.answers.as_deref())),
             ],
         )
     }
     fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
         let (id, text) = (str_column(b, "query_id")?, str_column(b, "text")?);
-        let answers = column(b, "answers")?
-            .as_list_opt::<i32>()
-            .ok_or_else(|| Error::Invalid("column \"answers\" is not a list".into()))?;
+        let answers = list_column(b, "answers")?;
         for i in 0..b.num_rows() {
-            let list = (!answers.is_null(i)).then(|| {
-                let values = answers.value(i);
-                let values = values.as_string::<i32>();
-                values.iter().map(|v| v.unwrap_or("").to_string()).collect()
-            });
+            let list = string_list(answers, i);
             out.push(Query {
                 id: id.value(i).to_string(),
                 text: text.value(i).to_string(),
@@ -197,5 +219,172 @@ impl Row for MetricRow {
             value: v.value(i),
         }));
         Ok(())
+    }
+}
+
+impl Row for Candidate {
+    const KIND: ArtifactKind = ArtifactKind::Candidates;
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
+        batch(
+            Self::KIND,
+            vec![
+                strings(rows.iter().map(|r| r.query_id.as_str())),
+                strings(rows.iter().map(|r| r.doc_id.as_str())),
+                Arc::new(rows.iter().map(|r| r.rank).collect::<UInt32Array>()),
+                Arc::new(rows.iter().map(|r| r.score).collect::<Float64Array>()),
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r.positive))
+                        .collect::<BooleanArray>(),
+                ),
+            ],
+        )
+    }
+    fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
+        let (q, d) = (str_column(b, "query_id")?, str_column(b, "doc_id")?);
+        let rank = prim_column::<UInt32Type>(b, "rank")?;
+        let score = prim_column::<Float64Type>(b, "score")?;
+        let positive = column(b, "positive")?
+            .as_boolean_opt()
+            .ok_or_else(|| Error::Invalid("column \"positive\" is not boolean".into()))?;
+        out.extend((0..b.num_rows()).map(|i| Candidate {
+            query_id: q.value(i).to_string(),
+            doc_id: d.value(i).to_string(),
+            rank: rank.value(i),
+            score: score.value(i),
+            positive: positive.value(i),
+        }));
+        Ok(())
+    }
+}
+
+impl Row for Example {
+    const KIND: ArtifactKind = ArtifactKind::Examples;
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
+        let mut weights =
+            ListBuilder::new(Float32Builder::new()).with_field(item_field(Self::KIND, 3));
+        for r in rows {
+            match &r.weights {
+                Some(w) => {
+                    weights.values().append_slice(w);
+                    weights.append(true);
+                }
+                None => weights.append(false),
+            }
+        }
+        batch(
+            Self::KIND,
+            vec![
+                strings(rows.iter().map(|r| r.query_id.as_str())),
+                strings(rows.iter().map(|r| r.positive_id.as_str())),
+                string_lists(Self::KIND, 2, rows.iter().map(|r| Some(&r.negatives[..]))),
+                Arc::new(weights.finish()),
+            ],
+        )
+    }
+    fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
+        let (q, p) = (str_column(b, "query_id")?, str_column(b, "positive_id")?);
+        let negatives = list_column(b, "negatives")?;
+        let weights = list_column(b, "weights")?;
+        for i in 0..b.num_rows() {
+            let w = (!weights.is_null(i)).then(|| {
+                let values = weights.value(i);
+                values.as_primitive::<Float32Type>().values().to_vec()
+            });
+            out.push(Example {
+                query_id: q.value(i).to_string(),
+                positive_id: p.value(i).to_string(),
+                negatives: string_list(negatives, i).unwrap_or_default(),
+                weights: w,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Row for TrainLogRow {
+    const KIND: ArtifactKind = ArtifactKind::TrainLog;
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
+        let f64s = |f: fn(&Self) -> f64| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<Float64Array>())
+        };
+        batch(
+            Self::KIND,
+            vec![
+                Arc::new(rows.iter().map(|r| r.step).collect::<UInt32Array>()),
+                Arc::new(rows.iter().map(|r| r.epoch).collect::<UInt32Array>()),
+                f64s(|r| r.loss),
+                f64s(|r| r.lr),
+                f64s(|r| r.samples_per_s),
+            ],
+        )
+    }
+    fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
+        let step = prim_column::<UInt32Type>(b, "step")?;
+        let epoch = prim_column::<UInt32Type>(b, "epoch")?;
+        let loss = prim_column::<Float64Type>(b, "loss")?;
+        let lr = prim_column::<Float64Type>(b, "lr")?;
+        let sps = prim_column::<Float64Type>(b, "samples_per_s")?;
+        out.extend((0..b.num_rows()).map(|i| TrainLogRow {
+            step: step.value(i),
+            epoch: epoch.value(i),
+            loss: loss.value(i),
+            lr: lr.value(i),
+            samples_per_s: sps.value(i),
+        }));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<R: Row + PartialEq + std::fmt::Debug + Clone>(rows: Vec<R>) {
+        let batch = R::to_batch(&rows).unwrap();
+        let mut back = Vec::new();
+        R::from_batch(&batch, &mut back).unwrap();
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn training_kinds_round_trip() {
+        round_trip(vec![
+            Candidate {
+                query_id: "q1".into(),
+                doc_id: "d1".into(),
+                rank: 1,
+                score: 0.5,
+                positive: true,
+            },
+            Candidate {
+                query_id: "q1".into(),
+                doc_id: "d9".into(),
+                rank: 0,
+                score: -0.25,
+                positive: false,
+            },
+        ]);
+        round_trip(vec![
+            Example {
+                query_id: "q1".into(),
+                positive_id: "d1".into(),
+                negatives: vec!["d2".into(), "d3".into()],
+                weights: Some(vec![0.5, 1.0]),
+            },
+            Example {
+                query_id: "q2".into(),
+                positive_id: "d4".into(),
+                negatives: vec![],
+                weights: None,
+            },
+        ]);
+        round_trip(vec![TrainLogRow {
+            step: 3,
+            epoch: 1,
+            loss: 1.5,
+            lr: 2e-5,
+            samples_per_s: 10.0,
+        }]);
     }
 }

@@ -307,6 +307,30 @@ impl Bm25Index {
         terms
     }
 
+    /// The BM25 score of document `doc` for `query`: bit for bit the score
+    /// [`Bm25Index::search`] reports for it, and 0 when the document holds no query term (so
+    /// a search would not return it). Costs one binary search per distinct query term.
+    ///
+    /// # Panics
+    ///
+    /// When `doc` is not below [`Bm25Index::num_docs`].
+    pub fn score(&self, query: &str, doc: u32) -> f32 {
+        assert!(
+            (doc as usize) < self.num_docs,
+            "BM25 score of document {doc} of {}",
+            self.num_docs
+        );
+        let mut score = 0.0f32;
+        // The same terms, in the same order, as `search_with` adds them up.
+        for (term, weight) in self.query_terms(query) {
+            let range = self.offsets[term as usize]..self.offsets[term as usize + 1];
+            if let Ok(at) = self.post_docs[range.clone()].binary_search(&doc) {
+                score += weight * self.post_weights[range.start + at];
+            }
+        }
+        score
+    }
+
     fn search_with(&self, query: &str, k: usize, scratch: &mut Scratch) -> Vec<(u32, f32)> {
         let Scratch { scores, touched } = scratch;
         for (term, weight) in self.query_terms(query) {
@@ -457,6 +481,42 @@ mod tests {
             hits.windows(2)
                 .all(|w| w[0].1 > w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0))
         );
+    }
+
+    #[test]
+    fn score_equals_the_searched_score() {
+        let index = toy();
+        for query in [
+            "cats",
+            "bird cat mat",
+            "mat mat dog",
+            "unicorn",
+            "sat sat cat bird",
+        ] {
+            let hits = index.search(query, 10);
+            for doc in 0..index.num_docs() as u32 {
+                let want = hits.iter().find(|h| h.0 == doc).map_or(0.0, |h| h.1);
+                assert_eq!(
+                    index.score(query, doc).to_bits(),
+                    want.to_bits(),
+                    "{query} {doc}"
+                );
+            }
+        }
+        let docs: Vec<String> = (0..INDEX_CHUNK + 50)
+            .map(|i| format!("word{} shared w{} w{}", i % 13, i % 5, i % 3))
+            .collect();
+        let index = Bm25Index::build(&docs, Bm25Params::default(), &Silent).unwrap();
+        let query = "w2 word4 shared w1 w2";
+        for (doc, score) in index.search(query, docs.len()) {
+            assert_eq!(index.score(query, doc).to_bits(), score.to_bits(), "{doc}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "BM25 score of document 3 of 3")]
+    fn score_of_an_unknown_document_panics() {
+        toy().score("cat", 3);
     }
 
     #[test]

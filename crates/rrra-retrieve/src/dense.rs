@@ -55,6 +55,39 @@ impl TopK {
     /// against `queries` (row-major, `num_queries × dim`, the same every call) and keeps the
     /// best. Fails on slices of the wrong length or document indices past `u32::MAX`.
     pub fn add_block(&mut self, queries: &[f32], docs: &[f32], first_doc_index: u32) -> Result<()> {
+        let nb = self.block_rows(queries, docs)?;
+        if u64::from(first_doc_index) + nb as u64 > u64::from(u32::MAX) + 1 {
+            return Err(Error::Invalid(format!(
+                "dense top-k: documents {first_doc_index}.. ({nb} of them) exceed u32 indices"
+            )));
+        }
+        self.add_rows(queries, docs, nb, DocIndices::From(first_doc_index));
+        Ok(())
+    }
+
+    /// [`TopK::add_block`] for a block whose row `j` is document `indices[j]`: the indices
+    /// need not be consecutive or sorted, so a caller can number documents in an order of
+    /// its choosing (ties rank the lower index first, e.g. ids sorted as strings) while it
+    /// streams them in file order. Fails when `indices` does not have one entry per row.
+    pub fn add_block_indexed(
+        &mut self,
+        queries: &[f32],
+        docs: &[f32],
+        indices: &[u32],
+    ) -> Result<()> {
+        let nb = self.block_rows(queries, docs)?;
+        if indices.len() != nb {
+            return Err(Error::Invalid(format!(
+                "dense top-k: {} document indices for {nb} documents",
+                indices.len()
+            )));
+        }
+        self.add_rows(queries, docs, nb, DocIndices::Listed(indices));
+        Ok(())
+    }
+
+    /// Checks the shapes of a block; returns its number of documents.
+    fn block_rows(&self, queries: &[f32], docs: &[f32]) -> Result<usize> {
         let (dim, nq) = (self.dim, self.best.len());
         if queries.len() != nq * dim {
             return Err(Error::Invalid(format!(
@@ -68,14 +101,14 @@ impl TopK {
                 docs.len()
             )));
         }
-        let nb = docs.len() / dim;
-        if u64::from(first_doc_index) + nb as u64 > u64::from(u32::MAX) + 1 {
-            return Err(Error::Invalid(format!(
-                "dense top-k: documents {first_doc_index}.. ({nb} of them) exceed u32 indices"
-            )));
-        }
+        Ok(docs.len() / dim)
+    }
+
+    /// Folds a checked block of `nb` documents into the heaps.
+    fn add_rows(&mut self, queries: &[f32], docs: &[f32], nb: usize, indices: DocIndices<'_>) {
+        let (dim, nq) = (self.dim, self.best.len());
         if nb == 0 || nq == 0 || self.k == 0 {
-            return Ok(());
+            return;
         }
 
         // Split the documents into `segments` ranges when query tiles alone cannot keep the
@@ -89,9 +122,9 @@ impl TopK {
                 .par_chunks_mut(Q_TILE)
                 .zip(queries.par_chunks(Q_TILE * dim))
                 .for_each_init(new_buf, |buf, (best, q)| {
-                    scan_range(q, docs, dim, first_doc_index, best, buf);
+                    scan_range(q, docs, dim, indices, best, buf);
                 });
-            return Ok(());
+            return;
         }
         let k = self.k;
         let partial: Vec<Vec<BestK>> = (0..tiles * segments)
@@ -101,8 +134,8 @@ impl TopK {
                 let q = &queries[tile * Q_TILE * dim..nq.min((tile + 1) * Q_TILE) * dim];
                 let (lo, hi) = (nb * segment / segments, nb * (segment + 1) / segments);
                 let mut best = vec![BestK::new(k); q.len() / dim];
-                let first = first_doc_index + lo as u32;
-                scan_range(q, &docs[lo * dim..hi * dim], dim, first, &mut best, buf);
+                let range = &docs[lo * dim..hi * dim];
+                scan_range(q, range, dim, indices.skip(lo), &mut best, buf);
                 best
             })
             .collect();
@@ -114,7 +147,6 @@ impl TopK {
                 }
             }
         }
-        Ok(())
     }
 
     /// Per query, its best `min(k, documents seen)` `(document index, score)` pairs, best first.
@@ -142,13 +174,39 @@ pub fn exact_top_k(
     Ok(top.into_results())
 }
 
+/// The document index of each row of a block: consecutive from a first index, or listed.
+#[derive(Debug, Clone, Copy)]
+enum DocIndices<'a> {
+    From(u32),
+    Listed(&'a [u32]),
+}
+
+impl DocIndices<'_> {
+    /// The index of row `j`.
+    #[inline]
+    fn get(self, j: usize) -> u32 {
+        match self {
+            DocIndices::From(first) => first + j as u32,
+            DocIndices::Listed(indices) => indices[j],
+        }
+    }
+
+    /// The indices of the rows from `lo` on.
+    fn skip(self, lo: usize) -> Self {
+        match self {
+            DocIndices::From(first) => DocIndices::From(first + lo as u32),
+            DocIndices::Listed(indices) => DocIndices::Listed(&indices[lo..]),
+        }
+    }
+}
+
 /// Folds the scores of queries `q` (`best.len()` rows) against all of `docs` into `best`,
 /// `D_TILE` documents at a time. `buf` holds at least `best.len() × min(D_TILE, nb)` floats.
 fn scan_range(
     q: &[f32],
     docs: &[f32],
     dim: usize,
-    first: u32,
+    indices: DocIndices<'_>,
     best: &mut [BestK],
     buf: &mut [f32],
 ) {
@@ -157,22 +215,22 @@ fn scan_range(
         let n = tile.len() / dim;
         let scores = &mut buf[..m * n];
         inner_products(q, tile, dim, scores);
-        let first = first + (t * D_TILE) as u32;
+        let indices = indices.skip(t * D_TILE);
         for (row, best) in scores.chunks_exact(n).zip(best.iter_mut()) {
-            fold_row(row, first, best);
+            fold_row(row, indices, best);
         }
     }
 }
 
-/// Pushes into `best` every score of `row` (document `first + j` at `j`) that can enter it,
-/// testing `LANES` scores at a time against the current threshold.
+/// Pushes into `best` every score of `row` (document `indices.get(j)` at `j`) that can enter
+/// it, testing `LANES` scores at a time against the current threshold.
 #[inline]
-fn fold_row(row: &[f32], first: u32, best: &mut BestK) {
+fn fold_row(row: &[f32], indices: DocIndices<'_>, best: &mut BestK) {
     let mut threshold = best.threshold();
     let mut push_from = |at: usize, scores: &[f32], threshold: &mut f32| {
         for (j, &s) in scores.iter().enumerate() {
             if s >= *threshold {
-                best.push(first + (at + j) as u32, s);
+                best.push(indices.get(at + j), s);
                 *threshold = best.threshold();
             }
         }
@@ -316,6 +374,37 @@ mod tests {
         }
         assert_eq!(top.num_queries(), nq);
         assert_eq!(top.into_results(), want);
+    }
+
+    #[test]
+    fn indexed_blocks_rank_ties_by_the_given_indices() {
+        let (nq, nb, dim, k) = (30, 2200, 6, 40);
+        let queries = small_ints(nq * dim, 9);
+        let docs = small_ints(nb * dim, 10);
+        // Row j of `docs` is document `index[j]`, a permutation of 0..nb; `by_index` lays the
+        // same vectors out in index order, where the contiguous path must agree.
+        let index: Vec<u32> = (0..nb as u32).map(|j| (j * 7 + 3) % nb as u32).collect();
+        let mut by_index = vec![0f32; nb * dim];
+        for (j, &i) in index.iter().enumerate() {
+            let i = i as usize;
+            by_index[i * dim..(i + 1) * dim].copy_from_slice(&docs[j * dim..(j + 1) * dim]);
+        }
+        let want = exact(&naive(&queries, &by_index, dim), k);
+        assert_eq!(exact_top_k(&queries, &by_index, dim, k).unwrap(), want);
+        let mut top = TopK::new(nq, dim, k).unwrap();
+        for (lo, hi) in [(1500, 2200), (0, 3), (3, 1500)] {
+            top.add_block_indexed(&queries, &docs[lo * dim..hi * dim], &index[lo..hi])
+                .unwrap();
+        }
+        assert_eq!(top.into_results(), want);
+        let mut top = TopK::new(nq, dim, k).unwrap();
+        let err = top
+            .add_block_indexed(&queries, &docs[..2 * dim], &index[..1])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("1 document indices for 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rrra_common::artifact::hash_file;
+use rrra_common::artifact::hash_path;
 use rrra_common::manifest::{MANIFEST_FILE, Manifest};
 use serde_json::Value;
 
@@ -95,6 +95,12 @@ impl Cache {
         self.root.join(kind).join(key)
     }
 
+    /// A directory kept across interrupted runs of one key (training checkpoints); the
+    /// runner removes it when the entry is complete. [`Cache::sweep_temp`] leaves it alone.
+    pub fn work_dir(&self, kind: &str, key: &str) -> PathBuf {
+        self.root.join(kind).join(format!(".work-{key}"))
+    }
+
     /// A scratch directory for a stage being computed; renamed to [`Cache::entry_dir`].
     pub fn temp_dir(&self, kind: &str, key: &str) -> PathBuf {
         self.root
@@ -118,7 +124,7 @@ impl Cache {
         }
         for (port, out) in &manifest.outputs {
             let file = dir.join(&out.file);
-            match hash_file(&file) {
+            match hash_path(&file) {
                 Ok(h) if h == out.blake3 => {}
                 Ok(_) => return Entry::Corrupt(format!("output {port} does not match its hash")),
                 Err(e) => return Entry::Corrupt(e.to_string()),

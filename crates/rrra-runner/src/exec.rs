@@ -8,10 +8,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rrra_common::artifact::{hash_file, parquet_rows};
+use rrra_common::artifact::{artifact_rows, hash_path};
 use rrra_common::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, OutputEntry};
 use rrra_common::progress::Progress;
-use rrra_common::stage::{StageContext, output_file};
+use rrra_common::stage::{StageContext, output_path};
 
 use crate::cache::{Cache, Entry, KeyParts};
 use crate::pipeline::{Pipeline, StageNode};
@@ -110,7 +110,7 @@ fn key_of(
     let mut sources = BTreeMap::new();
     for s in &node.prepared.sources {
         let path = p.base_dir.join(s);
-        let hash = hash_file(&path).map_err(|source| RunError::Stage {
+        let hash = hash_path(&path).map_err(|source| RunError::Stage {
             id: node.id.clone(),
             kind: node.stage.kind(),
             source,
@@ -220,6 +220,8 @@ fn execute(
     };
     let tmp = cache.temp_dir(kind, key);
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let work = cache.work_dir(kind, key);
+    std::fs::create_dir_all(&work).map_err(io(&work))?;
     let ctx = StageContext {
         inputs: node
             .inputs
@@ -231,6 +233,7 @@ fn execute(
             })
             .collect(),
         out_dir: tmp.clone(),
+        work_dir: work.clone(),
         base_dir: p.base_dir.clone(),
         cache_dir: cache.root().to_path_buf(),
         seed: p.seed,
@@ -242,7 +245,7 @@ fn execute(
 
     let mut outputs = BTreeMap::new();
     for port in node.stage.outputs() {
-        let file = output_file(&tmp, port.name);
+        let file = output_path(&tmp, port);
         if !file.exists() {
             return Err(stage_err(rrra_common::Error::Invalid(format!(
                 "the stage did not write its output {:?}",
@@ -260,9 +263,9 @@ fn execute(
                     .into_owned(),
                 kind: port.kind,
                 schema_version: port.kind.version(),
-                rows: parquet_rows(&file).map_err(stage_err)?,
+                rows: artifact_rows(&file).map_err(stage_err)?,
                 bytes,
-                blake3: hash_file(&file).map_err(stage_err)?,
+                blake3: hash_path(&file).map_err(stage_err)?,
             },
         );
     }
@@ -290,6 +293,7 @@ fn execute(
         .map_err(stage_err)?;
     let dir = cache.entry_dir(kind, key);
     std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
+    std::fs::remove_dir_all(&work).map_err(io(&work))?;
     Ok(manifest)
 }
 

@@ -1,0 +1,119 @@
+//! The burn backends an encoder can run on, chosen at run time among those compiled in
+//! (cargo features `cpu`, `tch`, `wgpu`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+
+use crate::error::{Error, Result};
+
+/// A compute backend. Every variant exists in every build; [`Backend::is_compiled`] says
+/// whether this build can run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// burn's pure-Rust `flex` CPU backend (SIMD, multi-threaded); feature `cpu`, default.
+    Cpu,
+    /// LibTorch through burn-tch; feature `tch`, needs libtorch at build and run time.
+    Tch,
+    /// burn-wgpu on the first Vulkan/Metal/DX12 adapter (Mesa lavapipe on a CPU-only box);
+    /// feature `wgpu`.
+    Wgpu,
+}
+
+impl Backend {
+    /// All backends, compiled in or not.
+    pub const ALL: [Backend; 3] = [Backend::Cpu, Backend::Tch, Backend::Wgpu];
+
+    /// The parameter spelling: `cpu`, `tch` or `wgpu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Tch => "tch",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+
+    /// Whether this build of the crate includes the backend.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Cpu => cfg!(feature = "cpu"),
+            Backend::Tch => cfg!(feature = "tch"),
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+
+    /// The backends compiled into this build, the default one first.
+    pub fn compiled() -> Vec<Backend> {
+        Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
+    }
+
+    /// The burn device of this backend, or an error naming the cargo feature to enable.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            #[cfg(feature = "cpu")]
+            Backend::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            // burn-tch is deprecated upstream but still the libtorch route
+            Backend::Tch => Ok(Device::libtorch()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::Invalid(format!(
+                "backend `{other}` is not compiled in: rebuild rrra-encoder with cargo feature `{other}` (compiled: {})",
+                Self::compiled()
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+impl Default for Backend {
+    /// The first compiled backend: `cpu` in a default build.
+    fn default() -> Self {
+        Self::compiled()[0]
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+
+    /// Parses `cpu`, `tch` or `wgpu`; a backend not compiled in is an error naming its feature.
+    fn from_str(s: &str) -> Result<Self> {
+        let backend = Self::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| Error::Invalid(format!("unknown backend `{s}` (cpu, tch, wgpu)")))?;
+        if !backend.is_compiled() {
+            return Err(Error::Invalid(format!(
+                "backend `{s}` is not compiled in: rebuild rrra-encoder with cargo feature `{s}`"
+            )));
+        }
+        Ok(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_compiled_and_rejects_others() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().is_ok(), b.is_compiled());
+            assert_eq!(b.device().is_ok(), b.is_compiled());
+        }
+        assert!("gpu".parse::<Backend>().is_err());
+        assert!(Backend::default().is_compiled());
+    }
+}

@@ -1,0 +1,310 @@
+//! BERT built from burn-nn parts: embeddings (word + position + token type, LayerNorm) and
+//! post-norm encoder layers (masked self-attention, GELU feed-forward), configured from a
+//! Hugging Face `config.json` and loaded from a `model.safetensors` with BERT tensor names.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::store::{
+    ChainAdapter, FloatCastAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
+use burn::tensor::activation::{gelu, gelu_approximate};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, DType, Device, Int, Tensor};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The fields of a Hugging Face BERT `config.json` that the forward pass needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_position_embedding_type")]
+    pub position_embedding_type: String,
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_hidden_act() -> String {
+    "gelu".into()
+}
+fn default_position_embedding_type() -> String {
+    "absolute".into()
+}
+
+impl BertConfig {
+    /// Reads and checks a `config.json`: only BERT with absolute positions and a GELU
+    /// feed-forward is supported.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let config: BertConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::model(path, format!("not a BERT config.json: {e}")))?;
+        config.validate().map_err(|m| Error::model(path, m))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(t) = &self.model_type
+            && t != "bert"
+        {
+            return Err(format!("model_type `{t}` is not supported (only `bert`)"));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(format!(
+                "position_embedding_type `{}` is not supported (only `absolute`)",
+                self.position_embedding_type
+            ));
+        }
+        if self.activation().is_none() {
+            return Err(format!(
+                "hidden_act `{}` is not supported (`gelu`, `gelu_new`, `gelu_pytorch_tanh`)",
+                self.hidden_act
+            ));
+        }
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        Ok(())
+    }
+
+    fn activation(&self) -> Option<Activation> {
+        match self.hidden_act.as_str() {
+            "gelu" => Some(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Some(Activation::GeluTanh),
+            _ => None,
+        }
+    }
+
+    /// A randomly initialised model of this shape on `device`.
+    pub(crate) fn init(&self, device: &Device, additive_mask: bool) -> Bert {
+        let h = self.hidden_size;
+        let norm = LayerNormConfig::new(h).with_epsilon(self.layer_norm_eps);
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| BertLayer {
+                query: LinearConfig::new(h, h).init(device),
+                key: LinearConfig::new(h, h).init(device),
+                value: LinearConfig::new(h, h).init(device),
+                attn_out: LinearConfig::new(h, h).init(device),
+                attn_norm: norm.init(device),
+                intermediate: LinearConfig::new(h, self.intermediate_size).init(device),
+                output: LinearConfig::new(self.intermediate_size, h).init(device),
+                out_norm: norm.init(device),
+            })
+            .collect();
+        Bert {
+            word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
+            position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
+            token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
+            emb_norm: norm.init(device),
+            layers,
+            heads: self.num_attention_heads,
+            activation: self.activation().expect("validated"),
+            additive_mask,
+        }
+    }
+}
+
+/// The feed-forward non-linearity (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// Exact GELU with erf (`gelu`).
+    Gelu,
+    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+/// One post-norm transformer layer; field names are the remapped Hugging Face names.
+#[derive(Module, Debug)]
+pub(crate) struct BertLayer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// The BERT encoder without pooler or heads.
+#[derive(Module, Debug)]
+pub(crate) struct Bert {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    emb_norm: LayerNorm,
+    layers: Vec<BertLayer>,
+    #[module(skip)]
+    heads: usize,
+    #[module(skip)]
+    activation: Activation,
+    /// Mask padding with an additive `-inf` bias rather than a bool mask.
+    #[module(skip)]
+    additive_mask: bool,
+}
+
+/// Hugging Face tensor names (with or without the `bert.` prefix) to the fields above.
+const KEY_MAP: &[(&str, &str)] = &[
+    (r"^bert\.", ""),
+    (r"^embeddings\.LayerNorm\.", "emb_norm."),
+    (r"^embeddings\.(\w+_embeddings)\.", "${1}."),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.",
+        "layers.${1}.${2}.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.",
+        "layers.${1}.attn_out.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.",
+        "layers.${1}.attn_norm.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.intermediate\.dense\.",
+        "layers.${1}.intermediate.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.output\.dense\.",
+        "layers.${1}.output.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.",
+        "layers.${1}.out_norm.",
+    ),
+];
+
+impl Bert {
+    /// Loads the weights of `path` (a `model.safetensors`) into a model shaped by `config`.
+    /// Tensors the encoder does not use (pooler, heads, `position_ids`) are ignored; a
+    /// missing or misshapen tensor is an error naming it. `additive_mask` masks padding
+    /// with a `-inf` bias instead of a bool mask: burn-tch 0.22 hands bool masks to torch's
+    /// `scaled_dot_product_attention`, where `true` means attend, the opposite of burn.
+    pub(crate) fn load(
+        config: &BertConfig,
+        path: &Path,
+        device: &Device,
+        additive_mask: bool,
+    ) -> Result<Self> {
+        let mut model = config.init(device, additive_mask);
+        let remapper = KeyRemapper::from_patterns(KEY_MAP.to_vec()).expect("valid patterns");
+        let mut store = SafetensorsStore::from_file(path)
+            .remap(remapper)
+            .with_from_adapter(ChainAdapter::new(
+                PyTorchToBurnAdapter,
+                FloatCastAdapter::to(DType::F32),
+            ))
+            .allow_partial(true);
+        let result = model
+            .load_from(&mut store)
+            .map_err(|e| Error::model(path, format!("cannot read safetensors: {e}")))?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+            problems.extend(
+                result
+                    .missing
+                    .iter()
+                    .map(|(name, _)| format!("missing tensor for `{name}`")),
+            );
+            return Err(Error::model(
+                path,
+                format!(
+                    "not a BERT checkpoint matching its config.json: {}",
+                    problems.join("; ")
+                ),
+            ));
+        }
+        Ok(model)
+    }
+
+    /// Hidden states `[batch, seq, hidden]` of token ids `[batch, seq]`; `pad` is `true` at
+    /// padding positions, which no token attends to.
+    pub(crate) fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        type_ids: Tensor<2, Int>,
+        pad: Tensor<2, Bool>,
+    ) -> Tensor<3> {
+        let [batch, seq] = ids.dims();
+        let positions = self
+            .position_embeddings
+            .weight
+            .val()
+            .slice(0..seq)
+            .unsqueeze_dim::<3>(0);
+        let x = self.word_embeddings.forward(ids)
+            + positions
+            + self.token_type_embeddings.forward(type_ids);
+        let mut x = self.emb_norm.forward(x);
+        // Broadcast over heads: backends read it per head without materialising a copy.
+        let pad = pad.reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq]);
+        let (mask, bias) = if self.additive_mask {
+            let zeros = Tensor::<4>::zeros(pad.shape(), &pad.device());
+            (None, Some(zeros.mask_fill(pad, f32::NEG_INFINITY)))
+        } else {
+            (Some(pad), None)
+        };
+        for layer in &self.layers {
+            x = layer.forward(x, (mask.clone(), bias.clone()), self.heads, self.activation);
+        }
+        x
+    }
+}
+
+impl BertLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        (mask, bias): (Option<Tensor<4, Bool>>, Option<Tensor<4>>),
+        heads: usize,
+        activation: Activation,
+    ) -> Tensor<3> {
+        let [batch, seq, hidden] = x.dims();
+        let split = |t: Tensor<3>| {
+            t.reshape([batch, seq, heads, hidden / heads])
+                .swap_dims(1, 2)
+        };
+        let context = attention(
+            split(self.query.forward(x.clone())),
+            split(self.key.forward(x.clone())),
+            split(self.value.forward(x.clone())),
+            mask,
+            bias,
+            AttentionModuleOptions::default(),
+        )
+        .swap_dims(1, 2)
+        .reshape([batch, seq, hidden]);
+        let x = self.attn_norm.forward(self.attn_out.forward(context) + x);
+        let inner = self.intermediate.forward(x.clone());
+        let inner = match activation {
+            Activation::Gelu => gelu(inner),
+            Activation::GeluTanh => gelu_approximate(inner),
+        };
+        self.out_norm.forward(self.output.forward(inner) + x)
+    }
+}

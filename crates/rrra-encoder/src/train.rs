@@ -1,0 +1,601 @@
+//! Contrastive fine-tuning of the BERT bi-encoder (one tower shared by queries and
+//! documents) with burn autodiff: InfoNCE over each example's positive, its sampled hard
+//! negatives (optionally weighted in the denominator) and every other document of the
+//! batch; AdamW with linear warm-up and decay; global gradient-norm clipping; gradient
+//! caching so a large batch costs the memory of one chunk; checkpoints a killed run
+//! resumes from, reaching the same weights as an uninterrupted run.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rrra_common::progress::Progress;
+use rrra_common::records::TrainLogRow;
+use serde::{Deserialize, Serialize};
+
+use crate::Backend;
+use crate::encoder::{MODEL_FILES, Pooling, embed_batch};
+use crate::error::{Error, Result};
+use crate::model::{Bert, BertConfig};
+use crate::tokenize::TextTokenizer;
+
+/// Logits of masked-out columns (another positive of the same query): far below any
+/// cosine / temperature, without the NaNs an infinity could bring into the backward pass.
+const MASKED_LOGIT: f32 = -1.0e4;
+
+/// How a fine-tuning run is set up. Saved next to the trained model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Examples (query, positive, negatives) per optimiser step.
+    pub batch_size: usize,
+    /// Texts per forward/backward pass. Below the texts of a batch, gradient caching is
+    /// used: embeddings first without gradients, then chunk by chunk with them.
+    pub chunk_size: usize,
+    pub epochs: usize,
+    pub lr: f64,
+    /// Fraction of the steps with a linearly rising learning rate.
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    /// InfoNCE temperature τ (scores are cosines when `normalize`).
+    pub temperature: f64,
+    /// Global L2 norm the gradient is clipped to; 0 turns clipping off.
+    pub max_grad_norm: f64,
+    /// Hard negatives used per example, at most (the first ones of each example).
+    pub max_negatives: usize,
+    /// Use the examples' per-negative weights in the InfoNCE denominator.
+    pub use_weights: bool,
+    /// Save a checkpoint every this many steps (and at the end); 0: only at the end.
+    pub checkpoint_every: usize,
+    pub query_max_len: usize,
+    pub max_len: usize,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub seed: u64,
+}
+
+/// One training example, as indices into [`TrainData`]'s texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainExample {
+    pub query: usize,
+    pub positive: usize,
+    pub negatives: Vec<usize>,
+    pub weights: Option<Vec<f32>>,
+}
+
+/// The texts and examples of a run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainData {
+    pub queries: Vec<String>,
+    pub docs: Vec<String>,
+    pub examples: Vec<TrainExample>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub steps: usize,
+    /// The step the run started from (0 unless it resumed from a checkpoint).
+    pub resumed_at: usize,
+    pub log: Vec<TrainLogRow>,
+    pub seconds: f64,
+}
+
+/// What a checkpoint records beside the weights and optimiser state.
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    step: usize,
+    config: TrainConfig,
+    /// `(step, epoch, loss, lr, samples_per_s)` of every step so far.
+    log: Vec<(u32, u32, f64, f64, f64)>,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+/// Fine-tunes the model in `model_dir` on `data` and returns the trained encoder. Checkpoints
+/// go to `work_dir/checkpoint`; if one of the same config is there, training resumes from it.
+pub fn train(
+    model_dir: &Path,
+    backend: Backend,
+    config: &TrainConfig,
+    data: &TrainData,
+    work_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(Trained, TrainSummary)> {
+    validate(config, data)?;
+    for file in MODEL_FILES {
+        if !model_dir.join(file).is_file() {
+            return Err(Error::model(
+                &model_dir.join(file),
+                "missing from the model folder",
+            ));
+        }
+    }
+    let bert_config = BertConfig::from_file(&model_dir.join("config.json"))?;
+    for len in [config.max_len, config.query_max_len] {
+        if len < 2 || len > bert_config.max_position_embeddings {
+            return Err(Error::Invalid(format!(
+                "max_len {len} is out of range: 2 to {}",
+                bert_config.max_position_embeddings
+            )));
+        }
+    }
+    let tokenizer = model_dir.join("tokenizer.json");
+    let query_tok = TextTokenizer::from_file(&tokenizer, config.query_max_len)?;
+    let doc_tok = TextTokenizer::from_file(&tokenizer, config.max_len)?;
+    let device = backend.device()?.autodiff();
+    let mut model = Bert::load(
+        &bert_config,
+        &model_dir.join("model.safetensors"),
+        &device,
+        backend == Backend::Tch,
+    )?;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_epsilon(1e-6)
+        .init();
+
+    let per_epoch = data.examples.len().div_ceil(config.batch_size);
+    let total = per_epoch * config.epochs;
+    let mut log = Vec::with_capacity(total);
+    let checkpoint = work_dir.join(CHECKPOINT);
+    let mut start = 0;
+    if let Some(state) = read_checkpoint(&checkpoint, config)? {
+        let path = checkpoint.join("model.bpk");
+        let mut store = BurnpackStore::from_file(&path);
+        model
+            .load_from(&mut store)
+            .map_err(|e| Error::model(&path, format!("bad checkpoint: {e}")))?;
+        let path = checkpoint.join("optim.bpk");
+        optim = optim
+            .load(&path)
+            .map_err(|e| Error::model(&path, format!("bad checkpoint: {e}")))?;
+        start = state.step;
+        log = state
+            .log
+            .into_iter()
+            .map(|(step, epoch, loss, lr, samples_per_s)| TrainLogRow {
+                step,
+                epoch,
+                loss,
+                lr,
+                samples_per_s,
+            })
+            .collect();
+    }
+
+    let positives = positives_by_query(data);
+    let task = progress.task("train", Some(total as u64));
+    task.inc(start as u64);
+    let clock = Instant::now();
+    let towers = Towers {
+        query: &query_tok,
+        doc: &doc_tok,
+        device: &device,
+        config,
+    };
+    let mut order: Vec<usize> = Vec::new();
+    let mut order_epoch = usize::MAX;
+    for step in start..total {
+        let epoch = step / per_epoch;
+        if epoch != order_epoch {
+            order = epoch_order(data.examples.len(), config.seed, epoch);
+            order_epoch = epoch;
+        }
+        let within = step % per_epoch;
+        let rows =
+            &order[within * config.batch_size..((within + 1) * config.batch_size).min(order.len())];
+        let tick = Instant::now();
+        let batch = Batch::new(data, rows, config, &positives);
+        let (loss, mut grads) = towers.gradients(&model, &batch, data)?;
+        if config.max_grad_norm > 0.0 {
+            clip_global_norm(&model, &mut grads, config.max_grad_norm);
+        }
+        let lr = learning_rate(config, step, total);
+        model = optim.step(lr, model, grads);
+        log.push(TrainLogRow {
+            step: (step + 1) as u32,
+            epoch: epoch as u32,
+            loss,
+            lr,
+            samples_per_s: rows.len() as f64 / tick.elapsed().as_secs_f64().max(1e-9),
+        });
+        let done = step + 1;
+        if done == total || (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) {
+            write_checkpoint(&checkpoint, &model, &optim, config, done, &log)?;
+        }
+        task.inc(1);
+    }
+    let summary = TrainSummary {
+        steps: total,
+        resumed_at: start,
+        log,
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    Ok((
+        Trained {
+            model: model.valid(),
+            config: bert_config,
+        },
+        summary,
+    ))
+}
+
+/// A trained model, ready to be exported ([`crate::export`]).
+pub struct Trained {
+    pub(crate) model: Bert,
+    pub(crate) config: BertConfig,
+}
+
+fn validate(config: &TrainConfig, data: &TrainData) -> Result<()> {
+    let bad = |m: &str| Err(Error::Invalid(m.to_string()));
+    if config.batch_size == 0 || config.chunk_size == 0 || config.epochs == 0 {
+        return bad("batch_size, chunk_size and epochs must be at least 1");
+    }
+    if config.temperature <= 0.0 || config.lr <= 0.0 {
+        return bad("temperature and lr must be positive");
+    }
+    if !(0.0..=1.0).contains(&config.warmup_ratio) {
+        return bad("warmup_ratio must lie in [0, 1]");
+    }
+    if data.examples.is_empty() {
+        return bad("no training examples");
+    }
+    for (i, e) in data.examples.iter().enumerate() {
+        if let Some(w) = &e.weights
+            && (w.len() != e.negatives.len() || w.iter().any(|&x| !(x >= 0.0 && x.is_finite())))
+        {
+            return Err(Error::Invalid(format!(
+                "example {i}: weights must be finite, >= 0 and one per negative ({} weights, {} negatives)",
+                w.len(),
+                e.negatives.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The example order of `epoch`: a seeded shuffle, the same on every run.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Linear warm-up from 0 over `warmup_ratio` of the steps, then linear decay to 0 (as
+/// sentence-transformers' `WarmupLinear`); `step` is 0-based.
+fn learning_rate(config: &TrainConfig, step: usize, total: usize) -> f64 {
+    let warmup = (config.warmup_ratio * total as f64).ceil() as usize;
+    let factor = if step < warmup {
+        step as f64 / warmup as f64
+    } else {
+        ((total - step) as f64 / (total - warmup).max(1) as f64).max(0.0)
+    };
+    config.lr * factor
+}
+
+fn positives_by_query(data: &TrainData) -> HashMap<usize, HashSet<usize>> {
+    let mut out: HashMap<usize, HashSet<usize>> = HashMap::new();
+    for e in &data.examples {
+        out.entry(e.query).or_default().insert(e.positive);
+    }
+    out
+}
+
+/// The texts and targets of one step: example `i` scores its query against every document
+/// of the batch; its label is its own positive; other positives of its query are masked.
+struct Batch {
+    queries: Vec<usize>,
+    docs: Vec<usize>,
+    labels: Vec<i64>,
+    /// `[queries, docs]` row-major: true where the column is masked for the row.
+    mask: Vec<bool>,
+    /// `[queries, docs]`: log of the weight of each column for each row (0 = weight 1).
+    log_weights: Vec<f32>,
+}
+
+impl Batch {
+    fn new(
+        data: &TrainData,
+        rows: &[usize],
+        config: &TrainConfig,
+        positives: &HashMap<usize, HashSet<usize>>,
+    ) -> Self {
+        let mut docs = Vec::new();
+        let mut labels = Vec::with_capacity(rows.len());
+        // Column ranges of each example's own hard negatives, with their weights.
+        let mut own = Vec::with_capacity(rows.len());
+        for &r in rows {
+            let e = &data.examples[r];
+            labels.push(docs.len() as i64);
+            docs.push(e.positive);
+            let n = e.negatives.len().min(config.max_negatives);
+            let first = docs.len();
+            docs.extend_from_slice(&e.negatives[..n]);
+            let weights = e
+                .weights
+                .as_ref()
+                .filter(|_| config.use_weights)
+                .map(|w| w[..n].to_vec());
+            own.push((first, weights));
+        }
+        let (b, n) = (rows.len(), docs.len());
+        let mut mask = vec![false; b * n];
+        let mut log_weights = vec![0f32; b * n];
+        for (i, &r) in rows.iter().enumerate() {
+            let e = &data.examples[r];
+            let pos = &positives[&e.query];
+            for (j, d) in docs.iter().enumerate() {
+                if j as i64 != labels[i] && pos.contains(d) {
+                    mask[i * n + j] = true;
+                }
+            }
+            if let (first, Some(weights)) = &own[i] {
+                for (k, &w) in weights.iter().enumerate() {
+                    let j = first + k;
+                    if w > 0.0 {
+                        log_weights[i * n + j] = w.ln();
+                    } else {
+                        mask[i * n + j] = true;
+                    }
+                }
+            }
+        }
+        Batch {
+            queries: rows.iter().map(|&r| data.examples[r].query).collect(),
+            docs,
+            labels,
+            mask,
+            log_weights,
+        }
+    }
+
+    /// InfoNCE of query embeddings `q` `[b, d]` against document embeddings `d` `[n, d]`.
+    fn loss(&self, q: Tensor<2>, d: Tensor<2>, temperature: f64) -> Tensor<1> {
+        let device = q.device();
+        let (b, n) = (self.queries.len(), self.docs.len());
+        let mask =
+            Tensor::<2, Bool>::from_data(TensorData::new(self.mask.clone(), [b, n]), &device);
+        let log_w =
+            Tensor::<2>::from_data(TensorData::new(self.log_weights.clone(), [b, n]), &device);
+        let labels =
+            Tensor::<2, Int>::from_data(TensorData::new(self.labels.clone(), [b, 1]), &device);
+        let logits = q.matmul(d.transpose()).div_scalar(temperature) + log_w;
+        let logits = logits.mask_fill(mask, MASKED_LOGIT);
+        log_softmax(logits, 1).gather(1, labels).mean().neg()
+    }
+}
+
+/// The two tokenisers of the shared tower and the run's settings.
+struct Towers<'a> {
+    query: &'a TextTokenizer,
+    doc: &'a TextTokenizer,
+    device: &'a Device,
+    config: &'a TrainConfig,
+}
+
+impl Towers<'_> {
+    /// The loss of `batch` and the gradients of the model's parameters.
+    fn gradients(
+        &self,
+        model: &Bert,
+        batch: &Batch,
+        data: &TrainData,
+    ) -> Result<(f64, GradientsParams)> {
+        let queries: Vec<&str> = batch
+            .queries
+            .iter()
+            .map(|&i| data.queries[i].as_str())
+            .collect();
+        let docs: Vec<&str> = batch.docs.iter().map(|&i| data.docs[i].as_str()).collect();
+        let c = self.config;
+        let chunk = c.chunk_size;
+        if queries.len() <= chunk && docs.len() <= chunk {
+            // Everything fits in one pass: plain backpropagation.
+            let q = self.embed(model, self.query, &queries)?;
+            let d = self.embed(model, self.doc, &docs)?;
+            let loss = batch.loss(q, d, c.temperature);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            return Ok((value, grads));
+        }
+        // Gradient caching (Gao et al. 2021): embed without a graph, take the gradient of
+        // the loss with respect to the embeddings, then backpropagate it chunk by chunk.
+        let frozen = model.valid();
+        let inner = self.device.clone().inner();
+        let q = self.embed_chunks(&frozen, self.query, &queries, &inner)?;
+        let d = self.embed_chunks(&frozen, self.doc, &docs, &inner)?;
+        let dim = q.len() / queries.len();
+        let leaf = |v: Vec<f32>, rows: usize| {
+            Tensor::<2>::from_data(TensorData::new(v, [rows, dim]), self.device).require_grad()
+        };
+        let (q, d) = (leaf(q, queries.len()), leaf(d, docs.len()));
+        let loss = batch.loss(q.clone(), d.clone(), c.temperature);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = loss.backward();
+        let rows = |t: &Tensor<2>| -> Result<Vec<f32>> {
+            t.grad(&grads)
+                .expect("leaf requires grad")
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Invalid(format!("reading gradients: {e:?}")))
+        };
+        let (gq, gd) = (rows(&q)?, rows(&d)?);
+        let mut acc = GradientsAccumulator::new();
+        for (tok, texts, grad) in [(self.query, &queries, gq), (self.doc, &docs, gd)] {
+            for idx in length_chunks(tok, texts, chunk)? {
+                let part: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
+                let g: Vec<f32> = idx
+                    .iter()
+                    .flat_map(|&i| grad[i * dim..(i + 1) * dim].iter().copied())
+                    .collect();
+                let g = Tensor::<2>::from_data(TensorData::new(g, [idx.len(), dim]), self.device);
+                let e = self.embed(model, tok, &part)?;
+                let surrogate = (e * g).sum();
+                acc.accumulate(
+                    model,
+                    GradientsParams::from_grads(surrogate.backward(), model),
+                );
+            }
+        }
+        Ok((value, acc.grads()))
+    }
+
+    fn embed(&self, model: &Bert, tok: &TextTokenizer, texts: &[&str]) -> Result<Tensor<2>> {
+        let batch = tok.batch(texts.to_vec())?;
+        Ok(embed_batch(
+            model,
+            batch,
+            self.device,
+            self.config.pooling,
+            self.config.normalize,
+        ))
+    }
+
+    /// Embeddings of `texts` (row-major, input order) computed chunk by chunk on `device`.
+    fn embed_chunks(
+        &self,
+        model: &Bert,
+        tok: &TextTokenizer,
+        texts: &[&str],
+        device: &Device,
+    ) -> Result<Vec<f32>> {
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for idx in length_chunks(tok, texts, self.config.chunk_size)? {
+            let part: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
+            let e = embed_batch(
+                model,
+                tok.batch(part)?,
+                device,
+                self.config.pooling,
+                self.config.normalize,
+            );
+            let dim = e.dims()[1];
+            let v = e
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Invalid(format!("reading embeddings: {e:?}")))?;
+            for (row, &i) in v.chunks_exact(dim).zip(&idx) {
+                out[i] = row.to_vec();
+            }
+        }
+        Ok(out.concat())
+    }
+}
+
+/// Indices of `texts` in chunks of at most `chunk`, longest first, so that each chunk pads
+/// to similar lengths.
+fn length_chunks(tok: &TextTokenizer, texts: &[&str], chunk: usize) -> Result<Vec<Vec<usize>>> {
+    let lengths = tok.lengths(texts)?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(lengths[i]), i));
+    Ok(order.chunks(chunk).map(<[usize]>::to_vec).collect())
+}
+
+/// Scales every gradient so that their joint L2 norm is at most `max_norm` (as torch's
+/// `clip_grad_norm_`; burn's own clipping works per tensor).
+fn clip_global_norm(model: &Bert, grads: &mut GradientsParams, max_norm: f64) {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        total: f64,
+    }
+    impl ModuleVisitor for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.total += g.powi_scalar(2).sum().into_scalar::<f32>() as f64;
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads
+                    .register::<D>(param.id, g.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut norm = SquaredNorm { grads, total: 0.0 };
+    model.visit(&mut norm);
+    let total = norm.total.sqrt();
+    if total > max_norm {
+        model.visit(&mut Scale {
+            grads,
+            factor: max_norm / (total + 1e-6),
+        });
+    }
+}
+
+fn read_checkpoint(dir: &Path, config: &TrainConfig) -> Result<Option<CheckpointState>> {
+    let path = dir.join("state.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let state: CheckpointState = serde_json::from_str(&text)
+        .map_err(|e| Error::model(&path, format!("bad checkpoint state: {e}")))?;
+    // A checkpoint of other settings is not resumed from (the cache key normally rules
+    // this out; a library caller may reuse a work directory).
+    Ok((state.config == *config).then_some(state))
+}
+
+/// Writes the checkpoint to a scratch folder, then swaps it in: a kill leaves either the
+/// previous checkpoint or the new one.
+fn write_checkpoint(
+    dir: &Path,
+    model: &Bert,
+    optim: &ModuleOptimizer,
+    config: &TrainConfig,
+    step: usize,
+    log: &[TrainLogRow],
+) -> Result<()> {
+    let tmp = dir.with_extension("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let path = tmp.join("model.bpk");
+    let mut store = BurnpackStore::from_file(&path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| Error::model(&path, format!("cannot write checkpoint: {e}")))?;
+    let path = tmp.join("optim.bpk");
+    optim
+        .save(&path)
+        .map_err(|e| Error::model(&path, format!("cannot write checkpoint: {e}")))?;
+    let state = CheckpointState {
+        step,
+        config: config.clone(),
+        log: log
+            .iter()
+            .map(|r| (r.step, r.epoch, r.loss, r.lr, r.samples_per_s))
+            .collect(),
+    };
+    let path = tmp.join("state.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string(&state).expect("state serialises"),
+    )
+    .map_err(|e| Error::io(&path, e))?;
+    let old: PathBuf = dir.with_extension("old");
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}

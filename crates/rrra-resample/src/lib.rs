@@ -1,0 +1,16 @@
+//! Negative samplers for dense-retriever training, as `resample.*` pipeline stages: per
+//! (query, positive) pair of a mined `candidates` artifact, hard negatives drawn without
+//! replacement from the query's pool, then optional random corpus negatives, written as
+//! `examples`. The samplers are the baselines of the method (METHOD.md, "Baseline
+//! samplers"): a uniform rank window ([`ResampleUniform`]), SimANS ([`ResampleSimans`]),
+//! TriSampler ([`ResampleTriSampler`]), positive-aware margin ([`ResampleMargin`]) and
+//! random corpus documents ([`ResampleRandom`]). The math, usable without Parquet, is in
+//! [`sampling`].
+
+pub mod sampling;
+pub mod stages;
+
+pub use stages::{
+    MarginMode, MarginParams, RandomParams, ResampleMargin, ResampleRandom, ResampleSimans,
+    ResampleTriSampler, ResampleUniform, SimansParams, TriSamplerParams, UniformParams,
+};

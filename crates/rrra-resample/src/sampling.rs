@@ -1,0 +1,415 @@
+//! The sampling math, free of Parquet: per-candidate weights of each sampler
+//! ([`Weighting`]), exact weighted draws without replacement
+//! ([`draw_without_replacement`]), uniform draws from a corpus with exclusions
+//! ([`draw_uniform_excluding`]) and the per-pair random stream ([`pair_rng`]).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// One candidate of a pair's pool, as a weighting sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolEntry {
+    /// 1-based rank in the full first-stage ranking.
+    pub rank: u32,
+    /// `s(q, d_i)`, the first-stage score (a cosine for dense mining).
+    pub score: f64,
+    /// `s(d+, d_i)`, the similarity of the candidate to the pair's positive. Only
+    /// [`Weighting::TriSampler`] reads it; the other weightings ignore it.
+    pub pos_sim: f64,
+}
+
+/// How a sampler weighs the candidates of a pool. Weights are unnormalised and `>= 0`;
+/// a candidate of weight 0 is never drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Weighting {
+    /// 1 when `r_min <= rank <= r_max`, else 0 (ANCE-style window over the full ranking).
+    Uniform { r_min: u32, r_max: u32 },
+    /// SimANS: `exp(-a (s_i - s_pos - b)^2)`.
+    Simans { a: f64, b: f64 },
+    /// TriSampler: `exp(-(s_i - s_pos)^2 / 4) * ReLU(s(d+, d_i) - s_i) * 1[theta <= theta_max]`,
+    /// `theta = |acos(s_pos) - acos(s_i)|` (cosines clamped to `[-1, 1]`).
+    TriSampler { theta_max_deg: f64 },
+    /// Positive-aware margin (NV-Retriever TopK-PercPos): 1 when `s_i < r * s_pos`, else 0.
+    Margin { r: f64 },
+}
+
+impl Weighting {
+    /// The weight of candidate `e` for a pair whose positive scores `s_pos = s(q, d+)`.
+    pub fn weight(&self, e: &PoolEntry, s_pos: f64) -> f64 {
+        match *self {
+            Weighting::Uniform { r_min, r_max } => indicator((r_min..=r_max).contains(&e.rank)),
+            Weighting::Simans { a, b } => (-a * (e.score - s_pos - b).powi(2)).exp(),
+            Weighting::TriSampler { theta_max_deg } => {
+                let theta = (angle(s_pos) - angle(e.score)).abs();
+                let relu = (e.pos_sim - e.score).max(0.0);
+                (-(e.score - s_pos).powi(2) / 4.0).exp()
+                    * relu
+                    * indicator(theta <= theta_max_deg.to_radians())
+            }
+            Weighting::Margin { r } => indicator(e.score < r * s_pos),
+        }
+    }
+
+    /// The weights of a whole pool.
+    pub fn weights(&self, pool: &[PoolEntry], s_pos: f64) -> Vec<f64> {
+        pool.iter().map(|e| self.weight(e, s_pos)).collect()
+    }
+}
+
+fn indicator(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// The angle (radians) of a cosine, clamped into `acos`'s domain.
+fn angle(cos: f64) -> f64 {
+    cos.clamp(-1.0, 1.0).acos()
+}
+
+/// Draws up to `n` distinct indices with probability proportional to `weights`, in draw
+/// order: the first is index `i` with probability `w_i / Σw`, each next one likewise among
+/// those not yet drawn (sequential renormalised draws). Indices whose weight is not `> 0`
+/// (zero, negative, NaN) are never drawn, so fewer than `n` come back when fewer have a
+/// positive weight.
+///
+/// Exact, by Efraimidis–Spirakis keys in their exponential form: index `i` gets the key
+/// `E_i / w_i` with `E_i ~ Exp(1)`, and the `n` smallest keys, in increasing order, are
+/// distributed as the sequential draws.
+pub fn draw_without_replacement<R: Rng + ?Sized>(
+    weights: &[f64],
+    n: usize,
+    rng: &mut R,
+) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut keyed: Vec<(f64, usize)> = weights
+        .iter()
+        .enumerate()
+        .filter(|&(_, &w)| w > 0.0)
+        .map(|(i, &w)| {
+            // `1 - u` lies in (0, 1], so the exponential variate is finite.
+            let e = -(1.0 - rng.random::<f64>()).ln();
+            (e / w, i)
+        })
+        .collect();
+    let by_key = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    if n < keyed.len() {
+        keyed.select_nth_unstable_by(n, by_key);
+        keyed.truncate(n);
+    }
+    keyed.sort_unstable_by(by_key);
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The first `n` indices whose weight is `> 0`: the top-ranked kept candidates of a pool
+/// listed in rank order.
+pub fn top_ranked(weights: &[f64], n: usize) -> Vec<usize> {
+    weights
+        .iter()
+        .enumerate()
+        .filter(|&(_, &w)| w > 0.0)
+        .map(|(i, _)| i)
+        .take(n)
+        .collect()
+}
+
+/// Draws up to `n` distinct indices of `0..len`, uniformly and without replacement,
+/// avoiding `excluded` (indices out of range are ignored); fewer come back when fewer are
+/// eligible. Rejection sampling while at least half of `0..len` stays eligible after the
+/// draws (so each try succeeds with probability `>= 1/2`), else a partial Fisher–Yates
+/// shuffle of the eligible indices; both are exact.
+pub fn draw_uniform_excluding<R: Rng + ?Sized>(
+    len: usize,
+    n: usize,
+    excluded: &[usize],
+    rng: &mut R,
+) -> Vec<usize> {
+    let mut excluded: Vec<usize> = excluded.iter().copied().filter(|&i| i < len).collect();
+    excluded.sort_unstable();
+    excluded.dedup();
+    let available = len - excluded.len();
+    let n = n.min(available);
+    if (available - n) * 2 >= len {
+        let mut drawn: Vec<usize> = Vec::with_capacity(n);
+        while drawn.len() < n {
+            let i = rng.random_range(0..len as u64) as usize;
+            if excluded.binary_search(&i).is_err() && !drawn.contains(&i) {
+                drawn.push(i);
+            }
+        }
+        return drawn;
+    }
+    let mut eligible: Vec<usize> = (0..len)
+        .filter(|i| excluded.binary_search(i).is_err())
+        .collect();
+    for j in 0..n {
+        let k = rng.random_range(j as u64..eligible.len() as u64) as usize;
+        eligible.swap(j, k);
+    }
+    eligible.truncate(n);
+    eligible
+}
+
+/// The random stream of one (query, positive) pair: ChaCha8 seeded with the blake3 hash of
+/// the pipeline seed and both ids, so a pair's draws depend on nothing else (not on the
+/// order pairs are visited) and are identical on every platform and run.
+pub fn pair_rng(seed: u64, query_id: &str, positive_id: &str) -> ChaCha8Rng {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"rrra-resample pair v1\0");
+    hasher.update(&seed.to_le_bytes());
+    for id in [query_id, positive_id] {
+        hasher.update(&(id.len() as u64).to_le_bytes());
+        hasher.update(id.as_bytes());
+    }
+    ChaCha8Rng::from_seed(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(rank: u32, score: f64, pos_sim: f64) -> PoolEntry {
+        PoolEntry {
+            rank,
+            score,
+            pos_sim,
+        }
+    }
+
+    fn assert_close(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-12, "weight {i}: got {g}, want {w}");
+        }
+    }
+
+    #[test]
+    fn uniform_weights_are_the_rank_window() {
+        let pool: Vec<PoolEntry> = [1, 2, 3, 5, 8, 9].map(|r| entry(r, 0.5, 0.0)).to_vec();
+        let w = Weighting::Uniform { r_min: 2, r_max: 8 }.weights(&pool, 0.9);
+        assert_close(&w, &[0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn simans_weights_match_the_formula() {
+        let pool = [entry(1, 0.9, 0.0), entry(2, 0.8, 0.0), entry(3, 0.6, 0.0)];
+        // s - s_pos - b = 0.9 - 0.8 - 0.1 = 0, 0.8 - 0.9 = -0.1, 0.6 - 0.9 = -0.3.
+        let w = Weighting::Simans { a: 10.0, b: 0.1 }.weights(&pool, 0.8);
+        assert_close(&w, &[1.0, (-0.1f64).exp(), (-0.9f64).exp()]);
+        let w = Weighting::Simans { a: 0.5, b: 0.0 }.weights(&pool, 0.6);
+        assert_close(&w, &[(-0.045f64).exp(), (-0.02f64).exp(), 1.0]);
+    }
+
+    #[test]
+    fn trisampler_weights_match_the_formula() {
+        // s_pos = cos 30°; each candidate: (score, s(d+, d_i)).
+        let s_pos = 30f64.to_radians().cos();
+        let c60 = 60f64.to_radians().cos(); // theta = 30°
+        let c100 = 100f64.to_radians().cos(); // theta = 70° > 60°
+        let pool = [
+            entry(1, c60, 0.9),   // kept: ReLU(0.9 - 0.5) = 0.4
+            entry(2, c60, 0.2),   // ReLU(0.2 - 0.5) = 0
+            entry(3, c100, 0.9),  // angle too wide
+            entry(4, s_pos, 0.9), // theta = 0, exp(0) = 1
+        ];
+        let w = Weighting::TriSampler {
+            theta_max_deg: 60.0,
+        }
+        .weights(&pool, s_pos);
+        let d = c60 - s_pos;
+        assert_close(
+            &w,
+            &[(-d * d / 4.0).exp() * (0.9 - c60), 0.0, 0.0, 0.9 - s_pos],
+        );
+        let wide = Weighting::TriSampler {
+            theta_max_deg: 75.0,
+        }
+        .weight(&pool[2], s_pos);
+        let d = c100 - s_pos;
+        assert!((wide - (-d * d / 4.0).exp() * (0.9 - c100)).abs() <= 1e-12);
+        // Cosines beyond [-1, 1] (float noise) are clamped, not NaN.
+        let w = Weighting::TriSampler {
+            theta_max_deg: 60.0,
+        }
+        .weight(&entry(1, 1.0 + 1e-9, 1.5), 1.0 + 1e-9);
+        assert!((w - (0.5 - 1e-9)).abs() <= 1e-12, "{w}");
+    }
+
+    #[test]
+    fn margin_weights_keep_scores_below_r_times_the_positive() {
+        let pool = [
+            entry(1, 0.96, 0.0),
+            entry(2, 0.95, 0.0),
+            entry(3, 0.9499, 0.0),
+            entry(4, 0.3, 0.0),
+        ];
+        let w = Weighting::Margin { r: 0.95 }.weights(&pool, 1.0);
+        assert_close(&w, &[0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(top_ranked(&w, 1), vec![2]);
+        assert_eq!(top_ranked(&w, 5), vec![2, 3]);
+    }
+
+    /// Draws one index `trials` times, each from its own stream, and checks every
+    /// frequency against `p_i = w_i / Σw` within 5 binomial standard deviations.
+    fn check_frequencies(weights: &[f64], trials: u64) {
+        let total: f64 = weights.iter().sum();
+        let mut counts = vec![0u64; weights.len()];
+        for t in 0..trials {
+            let mut rng = pair_rng(t, "q", "p");
+            let drawn = draw_without_replacement(weights, 1, &mut rng);
+            assert_eq!(drawn.len(), 1);
+            counts[drawn[0]] += 1;
+        }
+        let n = trials as f64;
+        for (i, (&c, &w)) in counts.iter().zip(weights).enumerate() {
+            let p = w / total;
+            let tolerance = 5.0 * (p * (1.0 - p) / n).sqrt() + 1e-12;
+            let freq = c as f64 / n;
+            assert!(
+                (freq - p).abs() <= tolerance,
+                "index {i}: frequency {freq} vs probability {p} (tolerance {tolerance}); counts {counts:?}"
+            );
+            if w == 0.0 {
+                assert_eq!(c, 0, "index {i} has weight 0 but was drawn");
+            }
+        }
+    }
+
+    fn scored_pool() -> Vec<PoolEntry> {
+        [
+            (1, 0.82, 0.95),
+            (2, 0.80, 0.70),
+            (3, 0.78, 0.90),
+            (5, 0.74, 0.85),
+            (7, 0.70, 0.60),
+            (9, 0.65, 0.80),
+            (12, 0.55, 0.75),
+            (20, 0.40, 0.30),
+        ]
+        .map(|(r, s, p)| entry(r, s, p))
+        .to_vec()
+    }
+
+    #[test]
+    fn simans_draws_follow_the_weights() {
+        let w = Weighting::Simans { a: 50.0, b: 0.0 }.weights(&scored_pool(), 0.76);
+        check_frequencies(&w, 40_000);
+    }
+
+    #[test]
+    fn trisampler_draws_follow_the_weights() {
+        let w = Weighting::TriSampler {
+            theta_max_deg: 20.0,
+        }
+        .weights(&scored_pool(), 0.85);
+        assert!(w.contains(&0.0) && w.iter().filter(|&&x| x > 0.0).count() >= 3);
+        check_frequencies(&w, 40_000);
+    }
+
+    #[test]
+    fn uniform_window_draws_follow_the_weights() {
+        let w = Weighting::Uniform {
+            r_min: 3,
+            r_max: 12,
+        }
+        .weights(&scored_pool(), 0.9);
+        check_frequencies(&w, 40_000);
+    }
+
+    #[test]
+    fn margin_draws_follow_the_weights() {
+        let w = Weighting::Margin { r: 0.9 }.weights(&scored_pool(), 0.85);
+        assert_eq!(w.iter().filter(|&&x| x > 0.0).count(), 5);
+        check_frequencies(&w, 40_000);
+    }
+
+    #[test]
+    fn second_draw_is_renormalised_over_the_rest() {
+        // P(first = i, second = j) = w_i / W * w_j / (W - w_i).
+        let weights = [4.0, 2.0, 1.0, 0.0, 1.0];
+        let total: f64 = weights.iter().sum();
+        let trials = 40_000u64;
+        let mut counts = [[0u64; 5]; 5];
+        for t in 0..trials {
+            let drawn = draw_without_replacement(&weights, 2, &mut pair_rng(t, "pairs", ""));
+            assert_eq!(drawn.len(), 2);
+            counts[drawn[0]][drawn[1]] += 1;
+        }
+        let n = trials as f64;
+        for i in 0..5 {
+            for j in 0..5 {
+                let p = if i == j {
+                    0.0
+                } else {
+                    weights[i] / total * weights[j] / (total - weights[i])
+                };
+                let freq = counts[i][j] as f64 / n;
+                let tolerance = 5.0 * (p * (1.0 - p) / n).sqrt() + 1e-12;
+                assert!(
+                    (freq - p).abs() <= tolerance,
+                    "({i}, {j}): frequency {freq} vs probability {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn draws_are_distinct_and_skip_zero_weights() {
+        let weights = [1.0, 0.0, 3.0, f64::NAN, 2.0, -1.0, 0.5];
+        for t in 0..200 {
+            let drawn = draw_without_replacement(&weights, 10, &mut pair_rng(t, "q", "p"));
+            let mut sorted = drawn.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, vec![0, 2, 4, 6], "all positive weights, once each");
+            let three = draw_without_replacement(&weights, 3, &mut pair_rng(t, "q", "p"));
+            assert_eq!(three, drawn[..3], "same stream, same order");
+        }
+        assert!(draw_without_replacement(&weights, 0, &mut pair_rng(0, "q", "p")).is_empty());
+        assert!(draw_without_replacement(&[], 3, &mut pair_rng(0, "q", "p")).is_empty());
+    }
+
+    #[test]
+    fn pair_streams_depend_on_seed_and_ids_only() {
+        let weights = vec![1.0; 50];
+        let draw = |seed, q, p| draw_without_replacement(&weights, 7, &mut pair_rng(seed, q, p));
+        assert_eq!(draw(3, "q1", "d1"), draw(3, "q1", "d1"));
+        assert_ne!(draw(3, "q1", "d1"), draw(4, "q1", "d1"));
+        assert_ne!(draw(3, "q1", "d1"), draw(3, "q1", "d2"));
+        // Ids are length-prefixed: moving a character across the boundary changes the stream.
+        assert_ne!(draw(3, "q1", "d1"), draw(3, "q1d", "1"));
+    }
+
+    #[test]
+    fn uniform_corpus_draws_avoid_exclusions_in_both_regimes() {
+        for (len, n) in [(1000, 5), (10, 6)] {
+            let excluded = [0, 3, 3, 7, 5000];
+            let mut counts = vec![0u64; len];
+            let trials = 4000u64;
+            for t in 0..trials {
+                let drawn = draw_uniform_excluding(len, n, &excluded, &mut pair_rng(t, "c", ""));
+                assert_eq!(drawn.len(), n);
+                let mut sorted = drawn.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), n, "distinct: {drawn:?}");
+                for &i in &drawn {
+                    assert!(i < len && ![0, 3, 7].contains(&i), "{i} drawn");
+                    counts[i] += 1;
+                }
+            }
+            // Every eligible index has the same chance n / (len - 3).
+            let p = n as f64 / (len - 3) as f64;
+            let tolerance = 5.0 * (p * (1.0 - p) / trials as f64).sqrt();
+            for (i, &c) in counts.iter().enumerate() {
+                if ![0, 3, 7].contains(&i) {
+                    let freq = c as f64 / trials as f64;
+                    assert!((freq - p).abs() <= tolerance, "index {i}: {freq} vs {p}");
+                }
+            }
+        }
+        let all = draw_uniform_excluding(5, 9, &[1], &mut pair_rng(0, "c", ""));
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 2, 3, 4], "fewer when fewer are eligible");
+    }
+}
