@@ -6,7 +6,7 @@ use std::process::Command;
 
 use rrra_common::artifact::write_rows;
 use rrra_common::embeddings::EmbeddingSink;
-use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow};
+use rrra_common::records::{Candidate, Doc, Example, MetricRow, Qrel, Query, RunRow, TrainLogRow};
 use rrra_common::schema::ArtifactKind;
 
 #[test]
@@ -67,13 +67,51 @@ fn every_kind_opens_in_pyarrow_and_polars() {
     )
     .unwrap();
 
+    write_rows(
+        &path(ArtifactKind::Candidates),
+        [Candidate {
+            query_id: "q1".into(),
+            doc_id: "d1".into(),
+            rank: 3,
+            score: 0.75,
+            positive: false,
+        }],
+    )
+    .unwrap();
+    write_rows(
+        &path(ArtifactKind::Examples),
+        [Example {
+            query_id: "q1".into(),
+            positive_id: "d1".into(),
+            negatives: vec!["d2".into(), "d3".into()],
+            weights: Some(vec![0.5, 1.0]),
+        }],
+    )
+    .unwrap();
+    write_rows(
+        &path(ArtifactKind::TrainLog),
+        [TrainLogRow {
+            step: 1,
+            epoch: 0,
+            loss: 1.25,
+            lr: 2e-5,
+            samples_per_s: 3.0,
+        }],
+    )
+    .unwrap();
+
     let mut vectors = EmbeddingSink::create(&path(ArtifactKind::Embeddings), 2).unwrap();
     vectors.push("d1", &[0.25, -1.0]).unwrap();
     vectors.finish().unwrap();
 
     let python = std::env::var("RRRA_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/open_artifacts.py");
-    let files: Vec<_> = ArtifactKind::ALL.iter().map(|k| path(*k)).collect();
+    // Every Parquet kind; a model is a folder, not a table.
+    let kinds: Vec<ArtifactKind> = ArtifactKind::ALL
+        .into_iter()
+        .filter(|k| !k.is_directory())
+        .collect();
+    let files: Vec<_> = kinds.iter().map(|k| path(*k)).collect();
     let out = Command::new(&python).arg(&script).args(&files).output().unwrap_or_else(|e| {
         panic!("cannot run {python}: {e}; run `cargo xtask test`, which installs pyarrow and polars")
     });
@@ -84,7 +122,7 @@ fn every_kind_opens_in_pyarrow_and_polars() {
     );
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    for kind in ArtifactKind::ALL {
+    for &kind in &kinds {
         let file = path(kind).display().to_string();
         let columns: Vec<String> = kind
             .schema()
@@ -122,4 +160,15 @@ fn every_kind_opens_in_pyarrow_and_polars() {
     let r = &seen[&path(ArtifactKind::Run).display().to_string()];
     assert_eq!(r["pyarrow"]["first"]["score"], 12.5);
     assert_eq!(r["polars"]["first"]["rank"], 1);
+    let x = &seen[&path(ArtifactKind::Examples).display().to_string()];
+    assert_eq!(
+        x["polars"]["first"]["negatives"],
+        serde_json::json!(["d2", "d3"])
+    );
+    assert_eq!(
+        x["pyarrow"]["first"]["weights"],
+        serde_json::json!([0.5, 1.0])
+    );
+    let c = &seen[&path(ArtifactKind::Candidates).display().to_string()];
+    assert_eq!(c["polars"]["first"]["positive"], false);
 }
