@@ -229,6 +229,9 @@ pub struct TrainParams {
     pub checkpoint_every: usize,
     pub query_max_len: usize,
     pub max_len: usize,
+    /// `max_seq_length` written into the exported sentence-transformers folder: the length
+    /// the model is meant to encode with (training may truncate shorter, for speed).
+    pub export_max_len: usize,
     pub pooling: String,
     pub normalize: bool,
 }
@@ -251,6 +254,7 @@ impl Default for TrainParams {
             checkpoint_every: 20,
             query_max_len: 64,
             max_len: 256,
+            export_max_len: 256,
             pooling: "mean".into(),
             normalize: true,
         }
@@ -321,8 +325,10 @@ impl Stage for TrainBiencoder {
     }
     fn check(p: &TrainParams) -> Result<(), String> {
         let c = p.config(0)?;
-        if c.batch_size == 0 || c.chunk_size == 0 || c.epochs == 0 {
-            return Err("params batch_size, chunk_size and epochs must be >= 1".into());
+        if c.batch_size == 0 || c.chunk_size == 0 || c.epochs == 0 || p.export_max_len < 2 {
+            return Err(
+                "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
+            );
         }
         if !(c.temperature > 0.0 && c.lr > 0.0 && (0.0..=1.0).contains(&c.warmup_ratio)) {
             return Err("params temperature and lr must be > 0, warmup_ratio in [0, 1]".into());
@@ -356,7 +362,7 @@ impl Stage for TrainBiencoder {
             &trained,
             &base,
             &out,
-            config.max_len,
+            p.export_max_len,
             config.pooling,
             config.normalize,
         )
