@@ -412,8 +412,11 @@ impl Towers<'_> {
         // the loss with respect to the embeddings, then backpropagate it chunk by chunk.
         let frozen = model.valid();
         let inner = self.device.clone().inner();
-        let q = self.embed_chunks(&frozen, self.query, &queries, &inner)?;
-        let d = self.embed_chunks(&frozen, self.doc, &docs, &inner)?;
+        // One chunking per side, shared by both passes.
+        let q_chunks = length_chunks(self.query, &queries, chunk)?;
+        let d_chunks = length_chunks(self.doc, &docs, chunk)?;
+        let q = self.embed_chunks(&frozen, self.query, &queries, &q_chunks, &inner)?;
+        let d = self.embed_chunks(&frozen, self.doc, &docs, &d_chunks, &inner)?;
         let dim = q.len() / queries.len();
         let leaf = |v: Vec<f32>, rows: usize| {
             Tensor::<2>::from_data(TensorData::new(v, [rows, dim]), self.device).require_grad()
@@ -431,8 +434,11 @@ impl Towers<'_> {
         };
         let (gq, gd) = (rows(&q)?, rows(&d)?);
         let mut acc = GradientsAccumulator::new();
-        for (tok, texts, grad) in [(self.query, &queries, gq), (self.doc, &docs, gd)] {
-            for idx in length_chunks(tok, texts, chunk)? {
+        for (tok, texts, chunks, grad) in [
+            (self.query, &queries, &q_chunks, gq),
+            (self.doc, &docs, &d_chunks, gd),
+        ] {
+            for idx in chunks {
                 let part: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
                 let g: Vec<f32> = idx
                     .iter()
@@ -467,10 +473,11 @@ impl Towers<'_> {
         model: &Bert,
         tok: &TextTokenizer,
         texts: &[&str],
+        chunks: &[Vec<usize>],
         device: &Device,
     ) -> Result<Vec<f32>> {
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for idx in length_chunks(tok, texts, self.config.chunk_size)? {
+        for idx in chunks {
             let part: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
             let e = embed_batch(
                 model,
@@ -484,7 +491,7 @@ impl Towers<'_> {
                 .into_data()
                 .try_into_vec::<f32>()
                 .map_err(|e| Error::Invalid(format!("reading embeddings: {e:?}")))?;
-            for (row, &i) in v.chunks_exact(dim).zip(&idx) {
+            for (row, &i) in v.chunks_exact(dim).zip(idx) {
                 out[i] = row.to_vec();
             }
         }
