@@ -6,7 +6,9 @@ use std::process::Command;
 
 use rrra_common::artifact::write_rows;
 use rrra_common::embeddings::EmbeddingSink;
-use rrra_common::records::{Candidate, Doc, Example, MetricRow, Qrel, Query, RunRow, TrainLogRow};
+use rrra_common::records::{
+    Candidate, Doc, Example, MetricRow, Qrel, Query, RunRow, Scored, TrainLogRow,
+};
 use rrra_common::schema::ArtifactKind;
 
 #[test]
@@ -85,6 +87,22 @@ fn every_kind_opens_in_pyarrow_and_polars() {
             positive_id: "d1".into(),
             negatives: vec!["d2".into(), "d3".into()],
             weights: Some(vec![0.5, 1.0]),
+        }],
+    )
+    .unwrap();
+    write_rows(
+        &path(ArtifactKind::Scored),
+        [Scored {
+            candidate: Candidate {
+                query_id: "q1".into(),
+                doc_id: "d1".into(),
+                rank: 1,
+                score: 0.5,
+                positive: false,
+            },
+            qa_score: 0.75,
+            s_fn: 0.25,
+            p_rel: 0.125,
         }],
     )
     .unwrap();

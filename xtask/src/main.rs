@@ -5,6 +5,7 @@
 
 mod progress;
 mod python;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,12 +32,18 @@ enum Command {
         /// Where artifacts are cached (default: the file's `data_dir`, else `data`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Run with this seed instead of the file's (repeat runs for a spread over seeds).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Show each stage as Fresh, Stale or Missing.
     Status {
         file: PathBuf,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The seed whose cache entries to show (default: the file's).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Print the pipeline DAG.
     Graph {
@@ -62,6 +69,21 @@ enum Command {
         tag: Option<String>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Write a Markdown report (tables and SVG plots) of pipelines' cached results.
+    Report {
+        /// Pipeline files whose results to report.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where artifacts are cached (default: each file's `data_dir`, else `data`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Folder the report and its plots are written to.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Report these seeds (comma-separated) and their mean ± sd (default: the file's).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
     },
     /// Remove the artifact cache.
     Clean {
@@ -102,8 +124,16 @@ fn main() {
 
 fn real_main() -> Result<()> {
     match Cli::parse().command {
-        Command::Run { file, data_dir } => run(&file, data_dir),
-        Command::Status { file, data_dir } => status(&file, data_dir),
+        Command::Run {
+            file,
+            data_dir,
+            seed,
+        } => run(&file, data_dir, seed),
+        Command::Status {
+            file,
+            data_dir,
+            seed,
+        } => status(&file, data_dir, seed),
         Command::Graph { file, format } => {
             let p = Pipeline::load(&file)?;
             print!(
@@ -151,6 +181,16 @@ fn real_main() -> Result<()> {
             tag,
             data_dir,
         } => export(&file, &stage, output.as_deref(), &to, tag, data_dir),
+        Command::Report {
+            files,
+            data_dir,
+            out,
+            seeds,
+        } => {
+            let path = report::report(&files, data_dir, &seeds, &out)?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
         Command::Clean { data_dir } => {
             let cache = rrra_runner::cache::Cache::new(&data_dir);
             if cache.root().exists() {
@@ -174,9 +214,18 @@ fn data_dir_of(p: &Pipeline, flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("data"))
 }
 
-fn run(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+/// Loads a pipeline, with `seed` in place of the file's when given.
+fn load(file: &Path, seed: Option<u64>) -> Result<Pipeline> {
+    let mut p = Pipeline::load(file)?;
+    if let Some(seed) = seed {
+        p.seed = seed;
+    }
+    Ok(p)
+}
+
+fn run(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>) -> Result<()> {
     let start = Instant::now();
-    let p = Pipeline::load(file)?;
+    let p = load(file, seed)?;
     let data_dir = data_dir_of(&p, data_dir);
     eprintln!(
         "pipeline {} ({} stages, seed {}), cache {}",
@@ -267,8 +316,8 @@ fn print_results(done: &[rrra_runner::Done]) {
     }
 }
 
-fn status(file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
-    let p = Pipeline::load(file)?;
+fn status(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>) -> Result<()> {
+    let p = load(file, seed)?;
     let data_dir = data_dir_of(&p, data_dir);
     let states = rrra_runner::status(&p, &data_dir)?;
     println!("{:<20} {:<18} {:<8} key", "stage", "kind", "state");

@@ -57,6 +57,17 @@ pub struct Candidate {
     pub positive: bool,
 }
 
+/// A candidate scored by the false-negative adapter. `qa_score = cos(q, a)` (the reranking
+/// score), `s_fn` in `[0, 1]` the false-negative likelihood from `cos(a, c)`, `p_rel` the
+/// class head's probability that the pair is labelled relevant (TP or FN).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub candidate: Candidate,
+    pub qa_score: f64,
+    pub s_fn: f64,
+    pub p_rel: f64,
+}
+
 /// One training example: a query, a positive and its sampled negatives. `weights`, when
 /// present, has one entry per negative (a per-negative weight in the contrastive loss).
 #[derive(Debug, Clone, PartialEq)]

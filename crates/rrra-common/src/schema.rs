@@ -35,10 +35,16 @@ pub enum ArtifactKind {
     /// A model folder (not Parquet): `model.safetensors`, `config.json`, tokenizer files,
     /// laid out as sentence-transformers saves a model.
     Model,
+    /// Candidates with the false-negative adapter's scores: the `candidates` columns plus
+    /// `qa_score` (`cos(q, a)`), `s_fn` (false-negative likelihood in `[0, 1]`) and `p_rel`
+    /// (the class head's probability that the pair is labelled relevant).
+    Scored,
+    /// An adapter folder (not Parquet): burnpack weights and `adapter.json`.
+    Adapter,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 10] = [
+    pub const ALL: [ArtifactKind; 12] = [
         ArtifactKind::Corpus,
         ArtifactKind::Queries,
         ArtifactKind::Qrels,
@@ -49,6 +55,8 @@ impl ArtifactKind {
         ArtifactKind::Examples,
         ArtifactKind::TrainLog,
         ArtifactKind::Model,
+        ArtifactKind::Scored,
+        ArtifactKind::Adapter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,12 +71,14 @@ impl ArtifactKind {
             ArtifactKind::Examples => "examples",
             ArtifactKind::TrainLog => "train_log",
             ArtifactKind::Model => "model",
+            ArtifactKind::Scored => "scored",
+            ArtifactKind::Adapter => "adapter",
         }
     }
 
     /// Whether an artifact of this kind is a directory rather than one Parquet file.
     pub fn is_directory(self) -> bool {
-        self == ArtifactKind::Model
+        matches!(self, ArtifactKind::Model | ArtifactKind::Adapter)
     }
 
     /// The current schema version of this kind. Bump it when the schema changes.
@@ -130,7 +140,17 @@ impl ArtifactKind {
                 Field::new("lr", DataType::Float64, false),
                 Field::new("samples_per_s", DataType::Float64, false),
             ],
-            ArtifactKind::Model => vec![],
+            ArtifactKind::Scored => vec![
+                utf8("query_id"),
+                utf8("doc_id"),
+                Field::new("rank", DataType::UInt32, false),
+                Field::new("score", DataType::Float64, false),
+                Field::new("positive", DataType::Boolean, false),
+                Field::new("qa_score", DataType::Float64, false),
+                Field::new("s_fn", DataType::Float64, false),
+                Field::new("p_rel", DataType::Float64, false),
+            ],
+            ArtifactKind::Model | ArtifactKind::Adapter => vec![],
         };
         let metadata = arrow::datatypes::Metadata::default()
             .with(KIND_KEY, self.name())

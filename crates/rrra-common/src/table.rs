@@ -9,7 +9,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, UInt32Type};
 
-use crate::records::{Candidate, Doc, Example, MetricRow, Qrel, Query, RunRow, TrainLogRow};
+use crate::records::{
+    Candidate, Doc, Example, MetricRow, Qrel, Query, RunRow, Scored, TrainLogRow,
+};
 use crate::schema::ArtifactKind;
 use crate::{Error, Result};
 
@@ -258,6 +260,55 @@ impl Row for Candidate {
     }
 }
 
+impl Row for Scored {
+    const KIND: ArtifactKind = ArtifactKind::Scored;
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
+        let f64s = |f: fn(&Self) -> f64| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<Float64Array>())
+        };
+        batch(
+            Self::KIND,
+            vec![
+                strings(rows.iter().map(|r| r.candidate.query_id.as_str())),
+                strings(rows.iter().map(|r| r.candidate.doc_id.as_str())),
+                Arc::new(
+                    rows.iter()
+                        .map(|r| r.candidate.rank)
+                        .collect::<UInt32Array>(),
+                ),
+                f64s(|r| r.candidate.score),
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r.candidate.positive))
+                        .collect::<BooleanArray>(),
+                ),
+                f64s(|r| r.qa_score),
+                f64s(|r| r.s_fn),
+                f64s(|r| r.p_rel),
+            ],
+        )
+    }
+    fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
+        let mut candidates = Vec::with_capacity(b.num_rows());
+        Candidate::from_batch(b, &mut candidates)?;
+        let qa = prim_column::<Float64Type>(b, "qa_score")?;
+        let s_fn = prim_column::<Float64Type>(b, "s_fn")?;
+        let p_rel = prim_column::<Float64Type>(b, "p_rel")?;
+        out.extend(
+            candidates
+                .into_iter()
+                .enumerate()
+                .map(|(i, candidate)| Scored {
+                    candidate,
+                    qa_score: qa.value(i),
+                    s_fn: s_fn.value(i),
+                    p_rel: p_rel.value(i),
+                }),
+        );
+        Ok(())
+    }
+}
+
 impl Row for Example {
     const KIND: ArtifactKind = ArtifactKind::Examples;
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
@@ -379,6 +430,18 @@ mod tests {
                 weights: None,
             },
         ]);
+        round_trip(vec![Scored {
+            candidate: Candidate {
+                query_id: "q1".into(),
+                doc_id: "d2".into(),
+                rank: 2,
+                score: 0.75,
+                positive: false,
+            },
+            qa_score: 0.8,
+            s_fn: 0.125,
+            p_rel: 0.25,
+        }]);
         round_trip(vec![TrainLogRow {
             step: 3,
             epoch: 1,

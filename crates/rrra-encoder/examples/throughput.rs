@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(out.len(), texts.len() * encoder.dim());
     println!(
-        "{backend}: {} docs, batch {batch}, max_len {max_len}: {secs:.1} s, {:.2} docs/s",
+        "{backend} ({:?}): {} docs, batch {batch}, max_len {max_len}: {secs:.1} s, {:.2} docs/s",
+        backend.device()?,
         texts.len(),
         texts.len() as f64 / secs
     );

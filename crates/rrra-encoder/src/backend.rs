@@ -56,7 +56,11 @@ impl Backend {
             #[cfg(feature = "tch")]
             #[allow(deprecated)]
             // burn-tch is deprecated upstream but still the libtorch route
-            Backend::Tch => Ok(Device::libtorch()),
+            // LibTorch's first CUDA device when libtorch sees one, else its CPU device.
+            Backend::Tch => Ok(Device::enumerate(burn::tensor::DeviceType::LibTorch)
+                .into_iter()
+                .next()
+                .unwrap_or_else(Device::libtorch)),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[allow(unreachable_patterns)]

@@ -1,5 +1,7 @@
 //! Streaming readers for the text formats of retrieval data sets: BEIR JSON Lines and qrels,
-//! MS MARCO passage TSVs, TREC qrels and runs, and DPR biencoder JSON and `*.qa.tsv` files.
+//! MS MARCO passage TSVs, TREC qrels and runs, DPR biencoder JSON and `*.qa.tsv` files, and
+//! the SMART-format test collections (Cranfield, CISI, CACM). Also [`hide_relevant`], which
+//! hides part of the qrels for false-negative detection experiments, and [`split_queries`].
 //!
 //! Every reader takes a path and a sink closure, hands it one record at a time, and returns
 //! the number of records. Memory stays at one record (plus, where asked, an [`IdIndex`] of
@@ -10,18 +12,22 @@
 
 mod beir;
 mod dpr;
+mod hide;
 mod ids;
 mod lines;
 mod msmarco;
 mod qa;
 mod qrels;
 mod run;
+mod smart;
 pub mod stages;
 
 pub use beir::{read_beir_corpus, read_beir_queries};
 pub use dpr::{DprContext, DprRecord, read_dpr_biencoder};
+pub use hide::{HideSpec, Split, hidden_count, hide_relevant, split_queries};
 pub use ids::IdIndex;
 pub use msmarco::{read_msmarco_collection, read_msmarco_queries};
 pub use qa::read_dpr_qa_tsv;
 pub use qrels::read_qrels;
 pub use run::read_trec_run;
+pub use smart::{QueryIds, SmartQrels, read_smart_corpus, read_smart_qrels, read_smart_queries};

@@ -1,5 +1,6 @@
 //! The `ingest.*` pipeline stages: each reads source files in one format and writes
-//! corpus / queries / qrels / run artifacts.
+//! corpus / queries / qrels / run artifacts. Also `qrels.hide`, which splits qrels for
+//! false-negative detection experiments.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::IdIndex;
+use crate::{HideSpec, IdIndex, QueryIds, SmartQrels};
 
 /// What to do with a judgement of a document the corpus lacks (samples of a collection, such
 /// as the DL19 sample that keeps no grade-0 passages, have such judgements by design).
@@ -488,5 +489,262 @@ impl Stage for IngestDpr {
             ("queries", record),
             ("qrels", n_qrels),
         ]))
+    }
+}
+
+// ---------------------------------------------------------------- ingest.smart
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmartParams {
+    /// The documents as SMART `.I` records (`cran.all.1400`, `CISI.ALL`, `cacm.all`).
+    pub corpus: PathBuf,
+    /// The queries as SMART `.I` records (`cran.qry`, `CISI.QRY`) or TREC-style `<DOC>`
+    /// topic blocks (`topics.cacm.txt`), told apart by the first line.
+    pub queries: PathBuf,
+    /// The qrels (`cranqrel`, `CISI.REL`, `qrels.cacm.txt`).
+    pub qrels: PathBuf,
+    /// `field` (the ids written in the query file) or `ordinal` (1-based positions; what
+    /// Cranfield's `cranqrel` uses).
+    pub query_ids: QueryIds,
+    /// `auto` (from the first line), `cranfield`, `cisi` or `trec`.
+    pub qrels_format: SmartQrels,
+    /// Prepended to the `.I` numbers to form doc ids (`"CACM-"` for CACM's qrels).
+    pub doc_id_prefix: String,
+}
+
+/// `ingest.smart`: a SMART-format test collection (Cranfield, CISI, CACM). Every query of
+/// the query file is kept, judged or not; every judgement must name a known query and doc.
+/// Grades: see [`crate::read_smart_qrels`].
+pub struct IngestSmart;
+
+impl Stage for IngestSmart {
+    type Params = SmartParams;
+    const KIND: &'static str = "ingest.smart";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "SMART test collection (.I records; Cranfield, CISI, CACM)";
+
+    fn inputs() -> &'static [Port] {
+        &[]
+    }
+    fn outputs() -> &'static [Port] {
+        IngestBeir::outputs()
+    }
+    fn check(p: &SmartParams) -> Result<(), String> {
+        required(&[
+            ("corpus", &p.corpus),
+            ("queries", &p.queries),
+            ("qrels", &p.qrels),
+        ])?;
+        if p.doc_id_prefix.contains(char::is_whitespace) {
+            return Err("param doc_id_prefix must not contain whitespace".into());
+        }
+        Ok(())
+    }
+    fn sources(p: &SmartParams) -> Vec<PathBuf> {
+        vec![p.corpus.clone(), p.queries.clone(), p.qrels.clone()]
+    }
+
+    fn run(p: &SmartParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let mut docs = IdIndex::new();
+        let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
+        let task = spinner(ctx, "corpus");
+        let n_docs = crate::read_smart_corpus(
+            &ctx.resolve(&p.corpus),
+            &p.doc_id_prefix,
+            Some(&mut docs),
+            sink_into(&mut corpus, &*task),
+        )?;
+        corpus.finish()?;
+        drop(task);
+
+        let mut ids = IdIndex::new();
+        let mut queries = ParquetSink::<Query>::create(&ctx.output("queries"))?;
+        let n_queries = crate::read_smart_queries(
+            &ctx.resolve(&p.queries),
+            p.query_ids,
+            Some(&mut ids),
+            |q| queries.push(q),
+        )?;
+        queries.finish()?;
+
+        let mut judged = BTreeSet::new();
+        let mut relevant = 0;
+        let mut qrels = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
+        let n_qrels = crate::read_smart_qrels(
+            &ctx.resolve(&p.qrels),
+            p.qrels_format,
+            Some(&ids),
+            Some(&docs),
+            |q| {
+                relevant += u64::from(q.relevance > 0);
+                if !judged.contains(&q.query_id) {
+                    judged.insert(q.query_id.clone());
+                }
+                qrels.push(q)
+            },
+        )?;
+        qrels.finish()?;
+        Ok(report(&[
+            ("docs", n_docs),
+            ("queries", n_queries),
+            ("judged_queries", judged.len() as u64),
+            ("qrels", n_qrels),
+            ("relevant", relevant),
+        ]))
+    }
+}
+
+// ---------------------------------------------------------------- qrels.hide
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HideParams {
+    /// Share of each query's relevant judgements to hide, in `[0, 1]`, rounded down.
+    pub fraction: f64,
+    /// Relevant judgements of each query that always stay visible.
+    pub min_visible: u32,
+    /// The lowest grade that counts as relevant (`>= 1`).
+    pub relevance_threshold: i32,
+}
+
+impl Default for HideParams {
+    fn default() -> Self {
+        HideParams {
+            fraction: 0.5,
+            min_visible: 1,
+            relevance_threshold: 1,
+        }
+    }
+}
+
+/// `qrels.hide`: per query, hides a random `fraction` of the relevant judgements (keeping
+/// at least `min_visible` of them), for false-negative detection experiments: `visible`
+/// holds the rest (non-relevant judgements included), `hidden` the hidden ones. Seeded;
+/// the draw for a query depends only on the seed, the query id and its relevant doc ids
+/// (see [`crate::hide_relevant`]).
+pub struct QrelsHide;
+
+impl Stage for QrelsHide {
+    type Params = HideParams;
+    const KIND: &'static str = "qrels.hide";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "hide a random share of each query's relevant judgements";
+    const SEEDED: bool = true;
+
+    fn inputs() -> &'static [Port] {
+        const { &[Port::required("qrels", Qrels)] }
+    }
+    fn outputs() -> &'static [Port] {
+        const {
+            &[
+                Port::required("visible", Qrels),
+                Port::required("hidden", Qrels),
+            ]
+        }
+    }
+    fn check(p: &HideParams) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&p.fraction) {
+            return Err(format!(
+                "param fraction must be in [0, 1], found {}",
+                p.fraction
+            ));
+        }
+        if p.relevance_threshold < 1 {
+            return Err(format!(
+                "param relevance_threshold must be >= 1 (grades <= 0 are non-relevant), found {}",
+                p.relevance_threshold
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(p: &HideParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let rows = rrra_common::artifact::read_rows::<Qrel>(ctx.input("qrels")?)?;
+        let spec = HideSpec {
+            fraction: p.fraction,
+            min_visible: p.min_visible as usize,
+            relevance_threshold: p.relevance_threshold,
+        };
+        let split = crate::hide_relevant(rows, &spec, ctx.seed);
+        let hidden = split.hidden.len() as u64;
+        rrra_common::artifact::write_rows(&ctx.output("visible"), split.visible)?;
+        rrra_common::artifact::write_rows(&ctx.output("hidden"), split.hidden)?;
+        Ok(report(&[
+            ("queries", split.queries),
+            ("relevant", split.relevant),
+            ("hidden", hidden),
+            ("visible", split.relevant - hidden),
+        ]))
+    }
+}
+
+// ---------------------------------------------------------------- qrels.split
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitParams {
+    /// Share of the judged queries that go to `test`, rounded to the nearest query.
+    pub test_fraction: f64,
+}
+
+impl Default for SplitParams {
+    fn default() -> Self {
+        SplitParams { test_fraction: 0.5 }
+    }
+}
+
+/// `qrels.split`: divides judged queries into `train` and `test` qrels by a seeded draw
+/// (for collections without a training split, such as the TREC DL sample or Cranfield).
+/// Which queries are test depends only on the seed and the query ids
+/// (see [`crate::split_queries`]).
+pub struct QrelsSplit;
+
+impl Stage for QrelsSplit {
+    type Params = SplitParams;
+    const KIND: &'static str = "qrels.split";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "split judged queries into train and test qrels";
+    const SEEDED: bool = true;
+
+    fn inputs() -> &'static [Port] {
+        const { &[Port::required("qrels", Qrels)] }
+    }
+    fn outputs() -> &'static [Port] {
+        const {
+            &[
+                Port::required("train", Qrels),
+                Port::required("test", Qrels),
+            ]
+        }
+    }
+    fn check(p: &SplitParams) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&p.test_fraction) {
+            return Err(format!(
+                "param test_fraction must be in [0, 1], found {}",
+                p.test_fraction
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(p: &SplitParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let rows = rrra_common::artifact::read_rows::<Qrel>(ctx.input("qrels")?)?;
+        let (train, test) = crate::split_queries(rows, p.test_fraction, ctx.seed);
+        let queries = |r: &[Qrel]| {
+            r.iter()
+                .map(|q| q.query_id.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64
+        };
+        let counts = [
+            ("train_queries", queries(&train)),
+            ("test_queries", queries(&test)),
+            ("train_qrels", train.len() as u64),
+            ("test_qrels", test.len() as u64),
+        ];
+        rrra_common::artifact::write_rows(&ctx.output("train"), train)?;
+        rrra_common::artifact::write_rows(&ctx.output("test"), test)?;
+        Ok(report(&counts))
     }
 }

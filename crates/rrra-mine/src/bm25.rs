@@ -341,7 +341,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("query \"q2\" judges doc \"d77\", which is not in the corpus"),
+            err.contains(
+                "query \"q2\" judges doc \"d77\" relevant (grade 1), but it is not in the corpus"
+            ),
             "{err}"
         );
     }

@@ -310,12 +310,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_judged_doc_is_an_error_naming_both_ids() {
-        let err = hand_made(2, &[("q7", "nope", 0)]).unwrap_err().to_string();
+    fn unknown_relevant_doc_is_an_error_naming_both_ids_and_a_non_relevant_one_is_ignored() {
+        let err = hand_made(2, &[("q7", "nope", 1)]).unwrap_err().to_string();
         assert!(
-            err.contains("query \"q7\" judges doc \"nope\", which is not in the corpus"),
+            err.contains(
+                "query \"q7\" judges doc \"nope\" relevant (grade 1), but it is not in the corpus"
+            ),
             "{err}"
         );
+        let (_, with) = hand_made(2, &[("q1", "nope", 0)]).unwrap();
+        let (_, without) = hand_made(2, &[]).unwrap();
+        assert_eq!(with, without);
     }
 
     #[test]

@@ -69,19 +69,19 @@ pub(crate) fn read_positives(
 ) -> Result<HashMap<String, Vec<u32>>> {
     let mut positives: HashMap<String, Vec<u32>> = HashMap::new();
     for_each_batch::<Qrel>(path, |rows| {
-        for qrel in rows {
+        // A non-relevant judgement of a document outside the corpus (TREC DL judges
+        // passages a sample may lack) cannot matter here; a positive outside it is an error.
+        for qrel in rows.into_iter().filter(|q| q.relevance >= threshold) {
             let Some(doc) = docs.index(&qrel.doc_id) else {
                 return Err(Error::file(
                     path,
                     format!(
-                        "query {:?} judges doc {:?}, which is not in the corpus",
-                        qrel.query_id, qrel.doc_id
+                        "query {:?} judges doc {:?} relevant (grade {}), but it is not in the corpus",
+                        qrel.query_id, qrel.doc_id, qrel.relevance
                     ),
                 ));
             };
-            if qrel.relevance >= threshold {
-                positives.entry(qrel.query_id).or_default().push(doc);
-            }
+            positives.entry(qrel.query_id).or_default().push(doc);
         }
         Ok(())
     })?;

@@ -4,13 +4,15 @@
 //! `examples`. The samplers are the baselines of the method (METHOD.md, "Baseline
 //! samplers"): a uniform rank window ([`ResampleUniform`]), SimANS ([`ResampleSimans`]),
 //! TriSampler ([`ResampleTriSampler`]), positive-aware margin ([`ResampleMargin`]) and
-//! random corpus documents ([`ResampleRandom`]). The math, usable without Parquet, is in
+//! random corpus documents ([`ResampleRandom`]), and RRRA's adapter-weighted sampler
+//! ([`ResampleRrra`]) over `scored` candidates. The math, usable without Parquet, is in
 //! [`sampling`].
 
 pub mod sampling;
 pub mod stages;
 
 pub use stages::{
-    MarginMode, MarginParams, RandomParams, ResampleMargin, ResampleRandom, ResampleSimans,
-    ResampleTriSampler, ResampleUniform, SimansParams, TriSamplerParams, UniformParams,
+    FnScore, HardnessKind, MarginMode, MarginParams, RandomParams, ResampleMargin, ResampleRandom,
+    ResampleRrra, ResampleSimans, ResampleTriSampler, ResampleUniform, RrraParams, SimansParams,
+    TriSamplerParams, UniformParams,
 };

@@ -16,6 +16,18 @@ pub struct PoolEntry {
     /// `s(d+, d_i)`, the similarity of the candidate to the pair's positive. Only
     /// [`Weighting::TriSampler`] reads it; the other weightings ignore it.
     pub pos_sim: f64,
+    /// The adapter's false-negative likelihood of the candidate, in `[0, 1]`. Only
+    /// [`Weighting::Rrra`] reads it.
+    pub s_fn: f64,
+}
+
+/// The hardness score `s_HN` in `[0, 1]` of [`Weighting::Rrra`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hardness {
+    /// The SimANS weight `exp(-a (s_i - s_pos - b)^2)`.
+    Simans { a: f64, b: f64 },
+    /// The first-stage score min-max normalised over the pool (1 when all are equal).
+    MinMax,
 }
 
 /// How a sampler weighs the candidates of a pool. Weights are unnormalised and `>= 0`;
@@ -31,11 +43,20 @@ pub enum Weighting {
     TriSampler { theta_max_deg: f64 },
     /// Positive-aware margin (NV-Retriever TopK-PercPos): 1 when `s_i < r * s_pos`, else 0.
     Margin { r: f64 },
+    /// RRRA: `s_HN,i · (1 - s_FN,i)^gamma`.
+    Rrra { hardness: Hardness, gamma: f64 },
 }
 
 impl Weighting {
     /// The weight of candidate `e` for a pair whose positive scores `s_pos = s(q, d+)`.
+    /// For [`Hardness::MinMax`] the pool's score range is needed: use [`Weighting::weights`];
+    /// here the range is taken as `[0, 1]`.
     pub fn weight(&self, e: &PoolEntry, s_pos: f64) -> f64 {
+        self.weight_in(e, s_pos, (0.0, 1.0))
+    }
+
+    /// The weight of `e` in a pool whose first-stage scores span `range` (min, max).
+    fn weight_in(&self, e: &PoolEntry, s_pos: f64, range: (f64, f64)) -> f64 {
         match *self {
             Weighting::Uniform { r_min, r_max } => indicator((r_min..=r_max).contains(&e.rank)),
             Weighting::Simans { a, b } => (-a * (e.score - s_pos - b).powi(2)).exp(),
@@ -47,12 +68,33 @@ impl Weighting {
                     * indicator(theta <= theta_max_deg.to_radians())
             }
             Weighting::Margin { r } => indicator(e.score < r * s_pos),
+            Weighting::Rrra { hardness, gamma } => {
+                let s_hn = match hardness {
+                    Hardness::Simans { a, b } => (-a * (e.score - s_pos - b).powi(2)).exp(),
+                    Hardness::MinMax => {
+                        let (lo, hi) = range;
+                        if hi > lo {
+                            ((e.score - lo) / (hi - lo)).clamp(0.0, 1.0)
+                        } else {
+                            1.0
+                        }
+                    }
+                };
+                s_hn * (1.0 - e.s_fn.clamp(0.0, 1.0)).powf(gamma)
+            }
         }
     }
 
     /// The weights of a whole pool.
     pub fn weights(&self, pool: &[PoolEntry], s_pos: f64) -> Vec<f64> {
-        pool.iter().map(|e| self.weight(e, s_pos)).collect()
+        let range = pool
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
+                (lo.min(e.score), hi.max(e.score))
+            });
+        pool.iter()
+            .map(|e| self.weight_in(e, s_pos, range))
+            .collect()
     }
 }
 
@@ -173,7 +215,47 @@ mod tests {
             rank,
             score,
             pos_sim,
+            s_fn: 0.0,
         }
+    }
+
+    #[test]
+    fn rrra_weight_is_hardness_times_the_false_negative_discount() {
+        let pool: Vec<PoolEntry> = [(0.9, 0.0), (0.7, 0.5), (0.5, 1.0), (0.3, 0.25)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(score, s_fn))| PoolEntry {
+                s_fn,
+                ..entry(i as u32 + 1, score, 0.0)
+            })
+            .collect();
+        let minmax = Weighting::Rrra {
+            hardness: Hardness::MinMax,
+            gamma: 2.0,
+        }
+        .weights(&pool, 0.8);
+        // s_HN = (s - 0.3) / 0.6: 1, 2/3, 1/3, 0; discount (1 - s_fn)^2: 1, 1/4, 0, 9/16.
+        assert_close(&minmax, &[1.0, 2.0 / 3.0 / 4.0, 0.0, 0.0]);
+        let simans = Weighting::Rrra {
+            hardness: Hardness::Simans { a: 10.0, b: 0.0 },
+            gamma: 1.0,
+        }
+        .weights(&pool, 0.8);
+        let want: Vec<f64> = pool
+            .iter()
+            .map(|e| (-10.0 * (e.score - 0.8f64).powi(2)).exp() * (1.0 - e.s_fn))
+            .collect();
+        assert_close(&simans, &want);
+        // gamma = 0 ignores the adapter: plain SimANS weights.
+        let plain = Weighting::Rrra {
+            hardness: Hardness::Simans { a: 10.0, b: 0.0 },
+            gamma: 0.0,
+        }
+        .weights(&pool, 0.8);
+        assert_close(
+            &plain,
+            &Weighting::Simans { a: 10.0, b: 0.0 }.weights(&pool, 0.8),
+        );
     }
 
     fn assert_close(got: &[f64], want: &[f64]) {

@@ -12,21 +12,28 @@ use std::path::Path;
 
 use rrra_common::artifact::{ParquetSink, for_each_batch, parquet_rows};
 use rrra_common::embeddings;
-use rrra_common::records::{Candidate, Doc, Example};
-use rrra_common::schema::ArtifactKind::{Candidates, Corpus, Embeddings, Examples};
+use rrra_common::records::{Candidate, Doc, Example, Scored};
+use rrra_common::schema::ArtifactKind::{
+    Candidates, Corpus, Embeddings, Examples, Scored as ScoredKind,
+};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::sampling::{
-    PoolEntry, Weighting, draw_uniform_excluding, draw_without_replacement, pair_rng, top_ranked,
+    Hardness, PoolEntry, Weighting, draw_uniform_excluding, draw_without_replacement, pair_rng,
+    top_ranked,
 };
 
 const DEFAULT_N_NEG: usize = 7;
 const DEFAULT_POOL: usize = 200;
 
+/// The pool samplers read mined `candidates`, or `scored` candidates (the same rows with the
+/// adapter's scores, which they ignore), so that a pipeline swaps `resample.rrra` for a
+/// baseline by changing `kind` alone.
 const POOL_INPUTS: &[Port] = &[
-    Port::required("candidates", Candidates),
+    Port::optional("candidates", Candidates),
+    Port::optional("scored", ScoredKind),
     Port::optional("corpus", Corpus),
 ];
 const OUTPUTS: &[Port] = &[Port::required("examples", Examples)];
@@ -124,7 +131,7 @@ impl Stage for ResampleUniform {
             n_rand: p.n_rand,
             pool: p.pool,
         };
-        resample(Self::KIND, budget, Rule::Sample(weighting), ctx)
+        resample(Self::KIND, budget, Rule::Sample(weighting), None, ctx)
     }
 }
 
@@ -195,7 +202,7 @@ impl Stage for ResampleSimans {
             pool: p.pool,
         };
         let weighting = Weighting::Simans { a: p.a, b: p.b };
-        resample(Self::KIND, budget, Rule::Sample(weighting), ctx)
+        resample(Self::KIND, budget, Rule::Sample(weighting), None, ctx)
     }
 }
 
@@ -240,7 +247,8 @@ impl Stage for ResampleTriSampler {
     fn inputs() -> &'static [Port] {
         const {
             &[
-                Port::required("candidates", Candidates),
+                Port::optional("candidates", Candidates),
+                Port::optional("scored", ScoredKind),
                 Port::required("embeddings", Embeddings),
                 Port::optional("corpus", Corpus),
             ]
@@ -268,7 +276,7 @@ impl Stage for ResampleTriSampler {
         let weighting = Weighting::TriSampler {
             theta_max_deg: p.theta_max_deg,
         };
-        resample(Self::KIND, budget, Rule::Sample(weighting), ctx)
+        resample(Self::KIND, budget, Rule::Sample(weighting), None, ctx)
     }
 }
 
@@ -346,7 +354,7 @@ impl Stage for ResampleMargin {
             MarginMode::Sample => Rule::Sample(weighting),
             MarginMode::Top => Rule::Top(weighting),
         };
-        resample(Self::KIND, budget, rule, ctx)
+        resample(Self::KIND, budget, rule, None, ctx)
     }
 }
 
@@ -400,8 +408,135 @@ impl Stage for ResampleRandom {
             n_rand: 0,
             pool: 0,
         };
-        resample(Self::KIND, budget, Rule::Random, ctx)
+        resample(Self::KIND, budget, Rule::Random, None, ctx)
     }
+}
+
+/// The hardness score of `resample.rrra`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HardnessKind {
+    /// The SimANS weight with the stage's `a` and `b`.
+    #[default]
+    Simans,
+    /// The first-stage score, min-max normalised over the pool.
+    Minmax,
+}
+
+/// Which adapter score `resample.rrra` treats as the false-negative likelihood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FnScore {
+    /// `s_fn`, from the CA-score `cos(a, c)` (METHOD.md).
+    #[default]
+    Ca,
+    /// `p_rel`, the class head's probability that the pair is labelled relevant.
+    Head,
+}
+
+/// Params of `resample.rrra`: those of `resample.simans` plus `gamma`, `hardness` and
+/// `fn_score`, so a pipeline that sets only the shared ones swaps the two by `kind` alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RrraParams {
+    /// Hard negatives drawn per (query, positive) pair.
+    pub n_neg: usize,
+    /// Random corpus negatives appended per pair (needs input `corpus` when > 0).
+    pub n_rand: usize,
+    /// Only the `pool` best-ranked non-positive candidates of a query are used.
+    pub pool: usize,
+    /// Exponent of the false-negative discount `(1 - s_FN)^gamma`; 0 ignores the adapter.
+    pub gamma: f64,
+    /// `simans` (default) or `minmax`.
+    pub hardness: HardnessKind,
+    /// SimANS `a` of the hardness score (see `resample.simans`).
+    pub a: f64,
+    /// SimANS `b` of the hardness score.
+    pub b: f64,
+    /// `ca` (default: `s_fn`) or `head` (`p_rel`).
+    pub fn_score: FnScore,
+}
+
+impl Default for RrraParams {
+    fn default() -> Self {
+        RrraParams {
+            n_neg: DEFAULT_N_NEG,
+            n_rand: 0,
+            pool: DEFAULT_POOL,
+            gamma: 1.0,
+            hardness: HardnessKind::Simans,
+            a: 200.0,
+            b: 0.0,
+            fn_score: FnScore::Ca,
+        }
+    }
+}
+
+/// `resample.rrra`: adapter-weighted resampling, `w_i = s_HN,i · (1 - s_FN,i)^gamma` over
+/// the pool of a `scored` input (mined candidates scored by `score.adapter`).
+pub struct ResampleRrra;
+
+impl Stage for ResampleRrra {
+    type Params = RrraParams;
+    const KIND: &'static str = "resample.rrra";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "RRRA hard negatives, w = s_HN · (1 - s_FN)^γ from the adapter";
+    const SEEDED: bool = true;
+
+    fn inputs() -> &'static [Port] {
+        const {
+            &[
+                Port::required("scored", ScoredKind),
+                Port::optional("corpus", Corpus),
+            ]
+        }
+    }
+    fn outputs() -> &'static [Port] {
+        OUTPUTS
+    }
+    fn check(p: &RrraParams) -> Result<(), String> {
+        check_budget(p.n_neg, p.n_rand, p.pool)?;
+        for (name, v) in [("gamma", p.gamma), ("a", p.a)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(format!("param {name} must be finite and >= 0, got {v}"));
+            }
+        }
+        if !p.b.is_finite() {
+            return Err(format!("param b must be finite, got {}", p.b));
+        }
+        Ok(())
+    }
+    fn run(p: &RrraParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let budget = Budget {
+            n_neg: p.n_neg,
+            n_rand: p.n_rand,
+            pool: p.pool,
+        };
+        let hardness = match p.hardness {
+            HardnessKind::Simans => Hardness::Simans { a: p.a, b: p.b },
+            HardnessKind::Minmax => Hardness::MinMax,
+        };
+        let weighting = Weighting::Rrra {
+            hardness,
+            gamma: p.gamma,
+        };
+        resample(
+            Self::KIND,
+            budget,
+            Rule::Sample(weighting),
+            Some(p.fn_score),
+            ctx,
+        )
+    }
+}
+
+/// Where a stage's pools come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Input `candidates` (no adapter scores).
+    Candidates,
+    /// Input `scored`, with this score as `s_fn`.
+    Scored(FnScore),
 }
 
 /// The file of input `port`, or an error saying which stage needs it and why.
@@ -423,26 +558,42 @@ struct QueryGroup {
     query_id: String,
     positives: Vec<Candidate>,
     pool: Vec<Candidate>,
+    /// The false-negative likelihood of each pool entry (0 without adapter scores).
+    pool_fn: Vec<f64>,
     rows: usize,
 }
 
-/// Calls `f` per query of a candidates file, in file order, with its pool cut to `pool`.
+/// Calls `f` per query of a candidates (or scored) file, in file order, with its pool cut
+/// to `pool`.
 fn for_each_query(
     path: &Path,
     pool: usize,
+    source: Source,
     mut f: impl FnMut(QueryGroup) -> Result<()>,
 ) -> Result<()> {
     let mut seen = HashSet::new();
-    let mut rows: Vec<Candidate> = Vec::new();
-    for_each_batch::<Candidate>(path, |batch| {
-        for row in batch {
-            if rows.first().is_some_and(|r| r.query_id != row.query_id) {
-                f(group(std::mem::take(&mut rows), pool, &mut seen)?)?;
-            }
-            rows.push(row);
+    let mut rows: Vec<(Candidate, f64)> = Vec::new();
+    let mut push = |row: (Candidate, f64)| -> Result<()> {
+        if rows.first().is_some_and(|r| r.0.query_id != row.0.query_id) {
+            f(group(std::mem::take(&mut rows), pool, &mut seen)?)?;
         }
+        rows.push(row);
         Ok(())
-    })?;
+    };
+    match source {
+        Source::Candidates => for_each_batch::<Candidate>(path, |batch| {
+            batch.into_iter().try_for_each(|c| push((c, 0.0)))
+        })?,
+        Source::Scored(which) => for_each_batch::<Scored>(path, |batch| {
+            batch.into_iter().try_for_each(|s| {
+                let fn_score = match which {
+                    FnScore::Ca => s.s_fn,
+                    FnScore::Head => s.p_rel,
+                };
+                push((s.candidate, fn_score))
+            })
+        })?,
+    }
     if !rows.is_empty() {
         f(group(rows, pool, &mut seen)?)?;
     }
@@ -450,8 +601,12 @@ fn for_each_query(
 }
 
 /// Validates one query's rows (non-empty, all of that query) and splits them.
-fn group(rows: Vec<Candidate>, pool: usize, seen: &mut HashSet<String>) -> Result<QueryGroup> {
-    let query_id = rows[0].query_id.clone();
+fn group(
+    rows: Vec<(Candidate, f64)>,
+    pool: usize,
+    seen: &mut HashSet<String>,
+) -> Result<QueryGroup> {
+    let query_id = rows[0].0.query_id.clone();
     let bad =
         |message: String| Error::Invalid(format!("candidates of query {query_id:?}: {message}"));
     if !seen.insert(query_id.clone()) {
@@ -461,7 +616,13 @@ fn group(rows: Vec<Candidate>, pool: usize, seen: &mut HashSet<String>) -> Resul
         ));
     }
     let mut docs = HashSet::with_capacity(rows.len());
-    for row in &rows {
+    for (row, s_fn) in &rows {
+        if !(0.0..=1.0).contains(s_fn) {
+            return Err(bad(format!(
+                "doc {:?} has a false-negative score {s_fn}; expected a value in [0, 1]",
+                row.doc_id
+            )));
+        }
         if !docs.insert(row.doc_id.as_str()) {
             return Err(bad(format!(
                 "doc {:?} appears twice; expected one row per (query, doc)",
@@ -482,19 +643,20 @@ fn group(rows: Vec<Candidate>, pool: usize, seen: &mut HashSet<String>) -> Resul
         }
     }
     let n = rows.len();
-    let (positives, mut negatives): (Vec<Candidate>, Vec<Candidate>) =
-        rows.into_iter().partition(|r| r.positive);
+    let (positives, mut negatives): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.0.positive);
     if positives.is_empty() {
         return Err(bad(format!(
             "no positive among its {n} rows; expected at least one row with positive = true"
         )));
     }
-    negatives.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id)));
+    negatives.sort_by(|(a, _), (b, _)| a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id)));
     negatives.truncate(pool);
+    let (pool, pool_fn) = negatives.into_iter().unzip();
     Ok(QueryGroup {
         query_id,
-        positives,
-        pool: negatives,
+        positives: positives.into_iter().map(|(c, _)| c).collect(),
+        pool,
+        pool_fn,
         rows: n,
     })
 }
@@ -569,9 +731,34 @@ struct Tally {
 }
 
 /// Runs one resampling stage: per (query, positive) pair, hard negatives by `rule` from
-/// the pool, then `n_rand` random corpus negatives.
-fn resample(kind: &str, budget: Budget, rule: Rule, ctx: &StageContext<'_>) -> Result<StageReport> {
-    let candidates = ctx.input("candidates")?;
+/// the pool, then `n_rand` random corpus negatives. `fn_score` is RRRA's choice of adapter
+/// score (input `scored`); the baselines (`None`) pool from whichever of `candidates` and
+/// `scored` is connected.
+fn resample(
+    kind: &str,
+    budget: Budget,
+    rule: Rule,
+    fn_score: Option<FnScore>,
+    ctx: &StageContext<'_>,
+) -> Result<StageReport> {
+    let source = match (
+        fn_score,
+        ctx.optional_input("candidates"),
+        ctx.optional_input("scored"),
+    ) {
+        (Some(which), _, _) => Source::Scored(which),
+        (None, Some(_), None) => Source::Candidates,
+        (None, None, Some(_)) => Source::Scored(FnScore::Ca),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{kind} needs exactly one of the inputs \"candidates\" and \"scored\""
+            )));
+        }
+    };
+    let candidates = ctx.input(match source {
+        Source::Candidates => "candidates",
+        Source::Scored(_) => "scored",
+    })?;
     let (n_hard, n_random, pool) = match rule {
         Rule::Random => (0, budget.n_neg, 0),
         Rule::Sample(_) | Rule::Top(_) => (budget.n_neg, budget.n_rand, budget.pool),
@@ -593,7 +780,7 @@ fn resample(kind: &str, budget: Budget, rule: Rule, ctx: &StageContext<'_>) -> R
             "the corpus embeddings, for s(d+, d_i)",
         )?;
         let mut needed = HashSet::new();
-        for_each_query(candidates, pool, |g| {
+        for_each_query(candidates, pool, source, |g| {
             needed.extend(g.positives.into_iter().map(|c| c.doc_id));
             needed.extend(g.pool.into_iter().map(|c| c.doc_id));
             Ok(())
@@ -608,7 +795,7 @@ fn resample(kind: &str, budget: Budget, rule: Rule, ctx: &StageContext<'_>) -> R
         .progress
         .task("resample (candidate rows)", Some(parquet_rows(candidates)?));
     let mut tally = Tally::default();
-    for_each_query(candidates, pool, |g| {
+    for_each_query(candidates, pool, source, |g| {
         tally.queries += 1;
         for positive in &g.positives {
             let mut rng = pair_rng(ctx.seed, &g.query_id, &positive.doc_id);
@@ -673,7 +860,8 @@ fn pool_entries(
     };
     g.pool
         .iter()
-        .map(|c| {
+        .zip(&g.pool_fn)
+        .map(|(c, &s_fn)| {
             let pos_sim = match (vectors, pos_vector) {
                 (Some(v), Some(p)) => dot(p, v.get(&g.query_id, &c.doc_id)?),
                 _ => 0.0,
@@ -682,6 +870,7 @@ fn pool_entries(
                 rank: c.rank,
                 score: c.score,
                 pos_sim,
+                s_fn,
             })
         })
         .collect()

@@ -240,8 +240,12 @@ fn execute(
         progress,
     };
     let start = Instant::now();
-    let report = node.prepared.run(&ctx).map_err(stage_err)?;
+    reset_peak_rss();
+    let mut report = node.prepared.run(&ctx).map_err(stage_err)?;
     let elapsed_s = start.elapsed().as_secs_f64();
+    if let Some(mb) = peak_rss_mb() {
+        report.metrics.insert("peak_rss_mb".into(), mb);
+    }
 
     let mut outputs = BTreeMap::new();
     for port in node.stage.outputs() {
@@ -326,4 +330,18 @@ pub fn status(p: &Pipeline, data_dir: &Path) -> Result<Vec<(State, Option<String
         states.push((state, key));
     }
     Ok(states)
+}
+
+/// Resets the process's peak resident set size (Linux `/proc/self/clear_refs`), so that
+/// [`peak_rss_mb`] after a stage measures that stage alone; a no-op elsewhere.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident set size since the last reset, in MiB (Linux `VmHWM`), if known.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

@@ -110,6 +110,9 @@ registry![
     rrra_ingest::stages::IngestQrels,
     rrra_ingest::stages::IngestTrecRun,
     rrra_ingest::stages::IngestDpr,
+    rrra_ingest::stages::IngestSmart,
+    rrra_ingest::stages::QrelsHide,
+    rrra_ingest::stages::QrelsSplit,
     rrra_encoder::stages::EncodeBert,
     rrra_encoder::stages::TrainBiencoder,
     rrra_retrieve::stages::RetrieveBm25,
@@ -121,8 +124,14 @@ registry![
     rrra_resample::ResampleTriSampler,
     rrra_resample::ResampleMargin,
     rrra_resample::ResampleRandom,
+    rrra_resample::ResampleRrra,
+    rrra_adapter::TrainAdapter,
+    rrra_adapter::ScoreAdapter,
+    rrra_rerank::RerankAdapter,
+    rrra_rerank::RerankNone,
     rrra_eval::stages::EvalTrec,
     rrra_eval::stages::EvalCompare,
+    rrra_eval::stages::EvalFnDetection,
 ];
 
 /// The implementation of `kind`, if there is one.

@@ -274,6 +274,7 @@ fn trisampler_draws_only_positive_weights() {
                     rank: c.rank,
                     score: c.score,
                     pos_sim: dot(&vector(pos_index), &vector(i)),
+                    s_fn: 0.0,
                 }
             })
             .collect();
@@ -478,4 +479,99 @@ fn params_have_the_documented_defaults_and_are_checked() {
         ..Default::default()
     };
     assert!(ResampleSimans::check(&empty).is_err());
+}
+
+/// The fixture candidates scored as `score.adapter` writes them, with `s_fn` 1 (certain
+/// false negative) for the docs in `suspected` and 0 elsewhere.
+fn write_scored(dir: &Path, suspected: &[usize]) -> PathBuf {
+    let path = dir.join("scored.parquet");
+    let rows = fixture_candidates().into_iter().map(|c| {
+        let i: usize = c.doc_id[1..].parse().unwrap();
+        let s_fn = if suspected.contains(&i) { 1.0 } else { 0.0 };
+        Scored {
+            candidate: c,
+            qa_score: 0.0,
+            s_fn,
+            p_rel: 1.0 - s_fn,
+        }
+    });
+    write_rows(&path, rows).unwrap();
+    path
+}
+
+#[test]
+fn rrra_never_draws_a_certain_false_negative_and_gamma_zero_is_simans() {
+    let (dir, inputs) = setup();
+    let scored = vec![(
+        "scored".to_string(),
+        write_scored(dir.path(), &[2, 3, 4, 13]),
+    )];
+    let params = RrraParams {
+        n_neg: 4,
+        a: 5.0,
+        ..Default::default()
+    };
+    for seed in 0..20 {
+        let (_, examples) = run_stage::<ResampleRrra>(&params, scored.clone(), seed).unwrap();
+        for hard in check_examples(&examples, 4, 0) {
+            for id in ["d02", "d03", "d04", "d13"] {
+                assert!(!hard.iter().any(|h| h == id), "{id} drawn: {hard:?}");
+            }
+        }
+    }
+    // With gamma = 0 the adapter is ignored: the same draws as resample.simans.
+    let flat = RrraParams {
+        gamma: 0.0,
+        ..params.clone()
+    };
+    let simans = SimansParams {
+        n_neg: 4,
+        a: 5.0,
+        ..Default::default()
+    };
+    let (_, a) = run_stage::<ResampleRrra>(&flat, scored.clone(), 3).unwrap();
+    let (_, b) = run_stage::<ResampleSimans>(&simans, inputs.ports(&["candidates"]), 3).unwrap();
+    assert_eq!(a, b);
+    // A baseline reads scored candidates as well (ignoring the adapter), so a pipeline
+    // swaps resample.rrra for it by kind alone.
+    let (_, c) = run_stage::<ResampleSimans>(&simans, scored.clone(), 3).unwrap();
+    assert_eq!(c, b);
+    let mut both = scored.clone();
+    both.extend(inputs.ports(&["candidates"]));
+    let err = run_stage::<ResampleSimans>(&simans, both, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exactly one"), "{err}");
+    // `fn_score: head` reads p_rel (here 1 - s_fn): now only the suspected docs are drawn.
+    let head = RrraParams {
+        fn_score: FnScore::Head,
+        ..params
+    };
+    let (_, examples) = run_stage::<ResampleRrra>(&head, scored, 4).unwrap();
+    for e in &examples {
+        for id in &e.negatives {
+            assert!(["d02", "d03", "d04", "d13"].contains(&id.as_str()), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn rrra_rejects_a_false_negative_score_outside_the_unit_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scored.parquet");
+    let rows = fixture_candidates().into_iter().map(|c| Scored {
+        candidate: c,
+        qa_score: 0.0,
+        s_fn: 1.5,
+        p_rel: 0.0,
+    });
+    write_rows(&path, rows).unwrap();
+    let err = run_stage::<ResampleRrra>(
+        &RrraParams::default(),
+        vec![("scored".to_string(), path)],
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("q1") && err.contains("[0, 1]"), "{err}");
 }

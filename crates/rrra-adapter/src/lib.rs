@@ -1,0 +1,20 @@
+//! The RRRA false-negative adapter (METHOD.md, "The adapter").
+//!
+//! Given a query embedding `q` and a candidate embedding `c`, the adapter computes
+//! `a = c + MLP([q − c; q ⊙ c; q + c])` (last layer zero-initialised, so `a = c` at start)
+//! and a four-class head over `[cos(q,a), cos(q,c), cos(a,c), z]` predicting TP/FN/FP/TN
+//! labels built from the stage-1 ranking ([`labels`]). It is trained on frozen embeddings
+//! ([`train`]) and scores pairs with the QA-score `cos(q, a)` (reranking) and the
+//! false-negative likelihood `s_fn` (resampling). Stages: `train.adapter`, `score.adapter`.
+//!
+//! The adapter runs on burn's pure-Rust `flex` CPU backend: it is a few hundred thousand
+//! parameters over precomputed vectors, so it needs no accelerator.
+
+pub mod labels;
+pub mod model;
+pub mod stages;
+pub mod train;
+
+pub use labels::{Class, label};
+pub use model::{AdapterConfig, AdapterNet};
+pub use stages::{ScoreAdapter, TrainAdapter};

@@ -1,0 +1,378 @@
+//! Training the adapter on frozen embeddings (stage 2 of METHOD.md) and scoring pairs.
+//!
+//! Loss per batch: `CE_w + norm_weight · L_norm + pull_weight · L_pull`.
+//! - `CE_w`: cross-entropy of the four-class head, each pair weighted by its class weight
+//!   (`N / (K n_k)` over the `K` classes present when balanced, averaging 1 over the pairs).
+//! - `L_norm`: [`crate::model::l_norm`], keeping `a` on the segment between `c` and `q`.
+//! - `L_pull` (our addition; `pull_weight = 0` gives METHOD.md's loss alone): the
+//!   class-weighted squared error of `s_fn` against 1 for labelled positives and 0 for TN
+//!   pairs; FP pairs, where unlabelled relevant documents hide, get no target. It gives the
+//!   intended geometry (a suspected false negative turns towards `q`) a direct signal rather
+//!   than only the head's gradient through three cosine features.
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rrra_common::progress::Progress;
+use serde::{Deserialize, Serialize};
+
+use crate::labels::Class;
+use crate::model::{AdapterConfig, AdapterNet, l_norm, s_fn};
+
+/// How to train an adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub hidden: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub norm_weight: f64,
+    pub pull_weight: f64,
+    /// Weigh classes by inverse frequency (else all 1).
+    pub balanced: bool,
+    pub seed: u64,
+}
+
+/// Frozen vectors and the labelled pairs over them: pair `(i, j, class)` is query row `i`
+/// of `queries` with document row `j` of `docs`.
+pub struct Pairs {
+    pub dim: usize,
+    pub queries: Vec<f32>,
+    pub docs: Vec<f32>,
+    pub pairs: Vec<(u32, u32, Class)>,
+}
+
+impl Pairs {
+    /// Pairs per class, in [`Class`] order.
+    pub fn class_counts(&self) -> [usize; 4] {
+        let mut n = [0; 4];
+        for &(_, _, c) in &self.pairs {
+            n[c as usize] += 1;
+        }
+        n
+    }
+}
+
+/// What training measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Mean loss per epoch.
+    pub epoch_loss: Vec<f64>,
+    pub class_weights: [f64; 4],
+    pub class_counts: [usize; 4],
+    /// Mean `s_fn` per class on the training pairs after training.
+    pub mean_s_fn: [f64; 4],
+    pub parameters: usize,
+    pub seconds: f64,
+}
+
+/// Class weights: `N / (K n_k)` with `K` the classes present (balanced), or 1; a class with
+/// no pairs gets 0. Balanced weights average 1 over the pairs.
+pub fn class_weights(counts: [usize; 4], balanced: bool) -> [f64; 4] {
+    let total: usize = counts.iter().sum();
+    let present = counts.iter().filter(|&&n| n > 0).count() as f64;
+    counts.map(|n| match (n, balanced) {
+        (0, _) => 0.0,
+        (_, false) => 1.0,
+        (n, true) => total as f64 / (present * n as f64),
+    })
+}
+
+fn matrix(values: &[f32], dim: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [values.len() / dim, dim]),
+        device,
+    )
+}
+
+fn index(values: impl Iterator<Item = u32>, device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = values.map(i64::from).collect();
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
+}
+
+fn column(values: Vec<f32>, device: &Device) -> Tensor<2> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n, 1]), device)
+}
+
+/// Trains an adapter on `data` (burn `flex` CPU backend with autodiff).
+pub fn train(
+    data: &Pairs,
+    config: &TrainConfig,
+    progress: &dyn Progress,
+) -> (AdapterNet, AdapterConfig, TrainSummary) {
+    let clock = std::time::Instant::now();
+    let device = Device::flex().autodiff();
+    let shape = AdapterConfig {
+        dim: data.dim,
+        hidden: config.hidden,
+    };
+    let mut net = AdapterNet::new(&shape, config.seed, &device);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .init();
+    let counts = data.class_counts();
+    let weights = class_weights(counts, config.balanced);
+    let queries = matrix(&data.queries, data.dim, &device);
+    let docs = matrix(&data.docs, data.dim, &device);
+    let mut order: Vec<usize> = (0..data.pairs.len()).collect();
+    let steps = data.pairs.len().div_ceil(config.batch_size);
+    let task = progress.task(
+        "train adapter (steps)",
+        Some((steps * config.epochs) as u64),
+    );
+    let mut epoch_loss = Vec::with_capacity(config.epochs);
+    for epoch in 0..config.epochs {
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        order.shuffle(&mut rng);
+        let mut sum = 0.0;
+        for rows in order.chunks(config.batch_size) {
+            let pairs: Vec<(u32, u32, Class)> = rows.iter().map(|&r| data.pairs[r]).collect();
+            let q = queries
+                .clone()
+                .select(0, index(pairs.iter().map(|p| p.0), &device));
+            let c = docs
+                .clone()
+                .select(0, index(pairs.iter().map(|p| p.1), &device));
+            let labels = Tensor::<2, Int>::from_data(
+                TensorData::new(
+                    pairs.iter().map(|p| p.2 as i64).collect::<Vec<_>>(),
+                    [pairs.len(), 1],
+                ),
+                &device,
+            );
+            let w = column(
+                pairs.iter().map(|p| weights[p.2 as usize] as f32).collect(),
+                &device,
+            );
+            let out = net.forward(q.clone(), c.clone());
+            let n = pairs.len() as f64;
+            let ce = log_softmax(out.logits, 1)
+                .gather(1, labels)
+                .mul(w.clone())
+                .sum()
+                .neg()
+                .div_scalar(n);
+            let mut loss = ce;
+            if config.norm_weight > 0.0 {
+                let norm = l_norm(q, c, out.a).mean();
+                loss = loss.add(norm.mul_scalar(config.norm_weight));
+            }
+            if config.pull_weight > 0.0 {
+                let target = column(
+                    pairs
+                        .iter()
+                        .map(|p| f32::from(u8::from(p.2.gold())))
+                        .collect(),
+                    &device,
+                );
+                let mask = column(
+                    pairs
+                        .iter()
+                        .map(|p| f32::from(u8::from(p.2 != Class::Fp)))
+                        .collect(),
+                    &device,
+                );
+                let mw = mask.mul(w);
+                let denom = mw.clone().sum().clamp_min(1e-8);
+                let err = s_fn(out.cos_ac, out.cos_qc).sub(target);
+                let pull = err.clone().mul(err).mul(mw).sum().div(denom);
+                loss = loss.add(pull.mul_scalar(config.pull_weight));
+            }
+            sum += f64::from(loss.clone().into_scalar::<f32>()) * n;
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(config.lr, net, grads);
+            task.inc(1);
+        }
+        epoch_loss.push(sum / data.pairs.len().max(1) as f64);
+    }
+    drop(task);
+    let net = net.valid();
+    let scores = score(&net, data, 4096, &mut |_| {});
+    let mut mean_s_fn = [0.0; 4];
+    for (&(_, _, c), s) in data.pairs.iter().zip(&scores) {
+        mean_s_fn[c as usize] += f64::from(s.s_fn);
+    }
+    for (m, &n) in mean_s_fn.iter_mut().zip(&counts) {
+        *m /= n.max(1) as f64;
+    }
+    let summary = TrainSummary {
+        epoch_loss,
+        class_weights: weights,
+        class_counts: counts,
+        mean_s_fn,
+        parameters: net.parameters(),
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    (net, shape, summary)
+}
+
+/// The adapter's scores of one pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairScores {
+    /// `cos(q, a)`.
+    pub qa: f32,
+    /// False-negative likelihood in `[0, 1]`.
+    pub s_fn: f32,
+    /// Head probability of the gold classes (TP + FN).
+    pub p_rel: f32,
+}
+
+/// Scores every pair of `data` (classes are ignored), in order, `batch` pairs at a time,
+/// calling `done` with the pairs of each finished batch.
+pub fn score(
+    net: &AdapterNet,
+    data: &Pairs,
+    batch: usize,
+    done: &mut dyn FnMut(u64),
+) -> Vec<PairScores> {
+    let device = Device::flex();
+    let queries = matrix(&data.queries, data.dim, &device);
+    let docs = matrix(&data.docs, data.dim, &device);
+    let mut out = Vec::with_capacity(data.pairs.len());
+    for pairs in data.pairs.chunks(batch.max(1)) {
+        let q = queries
+            .clone()
+            .select(0, index(pairs.iter().map(|p| p.0), &device));
+        let c = docs
+            .clone()
+            .select(0, index(pairs.iter().map(|p| p.1), &device));
+        let o = net.forward(q, c);
+        let probs = softmax(o.logits, 1);
+        let p_rel = probs.narrow(1, 0, 2).sum_dim(1);
+        let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
+        let (qa, s, p) = (vec(o.cos_qa), vec(s_fn(o.cos_ac, o.cos_qc)), vec(p_rel));
+        out.extend((0..pairs.len()).map(|i| PairScores {
+            qa: qa[i],
+            s_fn: s[i],
+            p_rel: p[i],
+        }));
+        done(pairs.len() as u64);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+    use rrra_common::progress::Silent;
+
+    /// Queries and documents in 16-d where "relevant" documents lie close to their query;
+    /// some relevant documents are labelled (gold), others are hidden among the negatives.
+    fn toy(seed: u64) -> (Pairs, Vec<bool>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let dim = 16;
+        let unit = |v: Vec<f32>| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        let (mut queries, mut docs, mut pairs, mut hidden) = (vec![], vec![], vec![], vec![]);
+        for qi in 0..60u32 {
+            let q = unit((0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect());
+            for j in 0..24 {
+                let relevant = j < 4;
+                let noise = if relevant { 0.6 } else { 1.6 };
+                let d = unit(
+                    q.iter()
+                        .map(|x| x + noise * rng.random_range(-1.0f32..1.0))
+                        .collect(),
+                );
+                let id = (docs.len() / dim) as u32;
+                docs.extend(d);
+                // Two relevant documents are labelled; two stay hidden as "negatives".
+                let gold = j < 2;
+                let class = match (gold, j % 3 == 0) {
+                    (true, true) => Class::Tp,
+                    (true, false) => Class::Fn,
+                    (false, true) => Class::Fp,
+                    (false, false) => Class::Tn,
+                };
+                pairs.push((qi, id, class));
+                hidden.push(relevant && !gold);
+            }
+            queries.extend(q);
+        }
+        (
+            Pairs {
+                dim,
+                queries,
+                docs,
+                pairs,
+            },
+            hidden,
+        )
+    }
+
+    fn config(seed: u64) -> TrainConfig {
+        TrainConfig {
+            hidden: 16,
+            epochs: 30,
+            batch_size: 128,
+            lr: 3e-3,
+            weight_decay: 0.0,
+            norm_weight: 1.0,
+            pull_weight: 1.0,
+            balanced: true,
+            seed,
+        }
+    }
+
+    #[test]
+    fn training_lowers_the_loss_and_scores_hidden_positives_higher() {
+        let (data, hidden) = toy(1);
+        let (net, _, summary) = train(&data, &config(5), &Silent);
+        let first = summary.epoch_loss[0];
+        let last = *summary.epoch_loss.last().unwrap();
+        assert!(last < 0.8 * first, "loss {first} -> {last}");
+        let scores = score(&net, &data, 100, &mut |_| {});
+        let mean = |want: bool| {
+            let v: Vec<f64> = scores
+                .iter()
+                .zip(&data.pairs)
+                .zip(&hidden)
+                .filter(|((_, p), h)| !p.2.gold() && **h == want)
+                .map(|((s, _), _)| f64::from(s.s_fn))
+                .collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        // Among unlabelled pairs, the hidden relevant ones look more like false negatives.
+        assert!(
+            mean(true) > mean(false) + 0.05,
+            "{} vs {}",
+            mean(true),
+            mean(false)
+        );
+        assert!(summary.mean_s_fn[Class::Tp as usize] > summary.mean_s_fn[Class::Tn as usize]);
+        for s in &scores {
+            assert!((0.0..=1.0).contains(&s.s_fn) && (0.0..=1.0 + 1e-6).contains(&s.p_rel));
+        }
+    }
+
+    #[test]
+    fn same_seed_same_adapter() {
+        let (data, _) = toy(2);
+        let mut c = config(9);
+        c.epochs = 2;
+        let a = score(&train(&data, &c, &Silent).0, &data, 64, &mut |_| {});
+        let b = score(&train(&data, &c, &Silent).0, &data, 64, &mut |_| {});
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn balanced_weights_average_one() {
+        let w = class_weights([10, 30, 0, 60], true);
+        assert_eq!(w[2], 0.0);
+        let mean = (10.0 * w[0] + 30.0 * w[1] + 60.0 * w[3]) / 100.0;
+        assert!((mean - 1.0).abs() < 1e-12);
+        assert_eq!(class_weights([1, 2, 3, 4], false), [1.0; 4]);
+    }
+}
