@@ -96,6 +96,22 @@ fn index(values: impl Iterator<Item = u32>, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
+/// The query and document rows of `pairs`, `[n, d]` each.
+fn gather(
+    queries: &Tensor<2>,
+    docs: &Tensor<2>,
+    pairs: &[(u32, u32, Class)],
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let q = queries
+        .clone()
+        .select(0, index(pairs.iter().map(|p| p.0), device));
+    let c = docs
+        .clone()
+        .select(0, index(pairs.iter().map(|p| p.1), device));
+    (q, c)
+}
+
 fn column(values: Vec<f32>, device: &Device) -> Tensor<2> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n, 1]), device)
@@ -136,12 +152,7 @@ pub fn train(
         let mut sum = 0.0;
         for rows in order.chunks(config.batch_size) {
             let pairs: Vec<(u32, u32, Class)> = rows.iter().map(|&r| data.pairs[r]).collect();
-            let q = queries
-                .clone()
-                .select(0, index(pairs.iter().map(|p| p.0), &device));
-            let c = docs
-                .clone()
-                .select(0, index(pairs.iter().map(|p| p.1), &device));
+            let (q, c) = gather(&queries, &docs, &pairs, &device);
             let labels = Tensor::<2, Int>::from_data(
                 TensorData::new(
                     pairs.iter().map(|p| p.2 as i64).collect::<Vec<_>>(),
@@ -239,12 +250,7 @@ pub fn score(
     let docs = matrix(&data.docs, data.dim, &device);
     let mut out = Vec::with_capacity(data.pairs.len());
     for pairs in data.pairs.chunks(batch.max(1)) {
-        let q = queries
-            .clone()
-            .select(0, index(pairs.iter().map(|p| p.0), &device));
-        let c = docs
-            .clone()
-            .select(0, index(pairs.iter().map(|p| p.1), &device));
+        let (q, c) = gather(&queries, &docs, pairs, &device);
         let o = net.forward(q, c);
         let probs = softmax(o.logits, 1);
         let p_rel = probs.narrow(1, 0, 2).sum_dim(1);
