@@ -404,7 +404,7 @@ pub struct IngestDpr;
 impl Stage for IngestDpr {
     type Params = DprParams;
     const KIND: &'static str = "ingest.dpr";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "DPR biencoder JSON (questions, answers, contexts)";
 
     fn inputs() -> &'static [Port] {
@@ -432,15 +432,23 @@ impl Stage for IngestDpr {
             task.inc(1);
             record += 1;
             let query_id = (record - 1).to_string();
-            let judged = r
+            // One judgement per context: DPR files repeat a passage within a list, or
+            // list it as both positive and hard negative; the positive grade wins.
+            let mut judged: Vec<(&str, i32)> = Vec::new();
+            let lists = r
                 .positive_ctxs
                 .iter()
                 .map(|c| (c, 1))
                 .chain(r.hard_negative_ctxs.iter().map(|c| (c, 0)));
-            for (ctx_, relevance) in judged {
+            for (c, relevance) in lists {
+                if !judged.iter().any(|(id, _)| *id == c.id) {
+                    judged.push((&c.id, relevance));
+                }
+            }
+            for (doc_id, relevance) in judged {
                 qrels.push(Qrel {
                     query_id: query_id.clone(),
-                    doc_id: ctx_.id.clone(),
+                    doc_id: doc_id.to_string(),
                     relevance,
                 })?;
                 n_qrels += 1;

@@ -526,3 +526,22 @@ fn hide_params() {
     );
     const { assert!(QrelsHide::SEEDED) };
 }
+
+/// Not a SMART collection, but the same stage harness: DPR files list some contexts twice
+/// (within a list, or as positive and hard negative); `ingest.dpr` judges each once, the
+/// positive grade winning (python over the JSON: 501 distinct judged pairs, 18 positive).
+#[test]
+fn dpr_judges_each_context_once() {
+    let out = tempfile::tempdir().unwrap();
+    let params = rrra_ingest::stages::DprParams {
+        path: data_dir().join("nq-triviaqa-dpr/biencoder-nq-dev.sample5.json"),
+    };
+    run_stage::<rrra_ingest::stages::IngestDpr>(&params, &data_dir(), out.path(), &[], 0).unwrap();
+    let qrels: Vec<Qrel> = read_rows(&out.path().join("qrels.parquet")).unwrap();
+    let pairs: BTreeSet<(&str, &str)> = qrels
+        .iter()
+        .map(|q| (q.query_id.as_str(), q.doc_id.as_str()))
+        .collect();
+    assert_eq!((qrels.len(), pairs.len()), (501, 501));
+    assert_eq!(qrels.iter().filter(|q| q.relevance == 1).count(), 18);
+}

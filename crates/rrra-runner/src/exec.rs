@@ -18,27 +18,27 @@ use crate::pipeline::{Pipeline, StageNode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("stage {id:?} ({kind}): {source}")]
+    // The cause is part of the message and not a `source`, so that a printed error chain
+    // (`{:#}`) does not repeat it.
+    #[error("stage {id:?} ({kind}): {error}")]
     Stage {
         id: String,
         kind: &'static str,
-        #[source]
-        source: rrra_common::Error,
+        error: rrra_common::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("another rrra run holds the cache lock {}", .0.display())]
     Locked(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
+    move |error| RunError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -110,10 +110,10 @@ fn key_of(
     let mut sources = BTreeMap::new();
     for s in &node.prepared.sources {
         let path = p.base_dir.join(s);
-        let hash = hash_path(&path).map_err(|source| RunError::Stage {
+        let hash = hash_path(&path).map_err(|error| RunError::Stage {
             id: node.id.clone(),
             kind: node.stage.kind(),
-            source,
+            error,
         })?;
         sources.insert(s.to_string_lossy().into_owned(), hash);
     }
@@ -213,10 +213,10 @@ fn execute(
     progress: &dyn Progress,
 ) -> Result<Manifest, RunError> {
     let kind = node.stage.kind();
-    let stage_err = |source| RunError::Stage {
+    let stage_err = |error| RunError::Stage {
         id: node.id.clone(),
         kind,
-        source,
+        error,
     };
     let tmp = cache.temp_dir(kind, key);
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
