@@ -71,6 +71,7 @@ pub fn export(
         .model
         .save_into(&mut store)
         .map_err(|e| Error::model(&weights, format!("cannot write: {e}")))?;
+    canonical_header(&weights)?;
     for file in COPIED {
         let from = base_dir.join(file);
         if from.is_file() {
@@ -111,4 +112,56 @@ pub fn export(
         }),
     )?;
     Ok(())
+}
+
+/// Rewrites a safetensors header with its JSON keys sorted. burn writes the `__metadata__`
+/// map in hash order, so two exports of identical weights differed in bytes (and in their
+/// cache hash, re-running everything downstream). The header keeps its length (padded with
+/// spaces, as the format allows), so the tensor data offsets stay valid.
+fn canonical_header(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let bad = |m: &str| Error::model(path, format!("unexpected safetensors layout: {m}"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| Error::io(path, e))?;
+    let len = u64::from_le_bytes(len) as usize;
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header)
+        .map_err(|e| Error::io(path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(&e.to_string()))?;
+    let mut sorted = serde_json::to_vec(&sort_keys(value)).expect("json serialises");
+    if sorted.len() > len {
+        return Err(bad("sorted header is longer than the original"));
+    }
+    sorted.resize(len, b' ');
+    file.seek(SeekFrom::Start(8))
+        .map_err(|e| Error::io(path, e))?;
+    file.write_all(&sorted).map_err(|e| Error::io(path, e))?;
+    file.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// `value` with every object's keys inserted in sorted order (whatever serde_json's map
+/// type keeps: sorted, or insertion order under its `preserve_order` feature).
+fn sort_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sort_keys).collect())
+        }
+        other => other,
+    }
 }

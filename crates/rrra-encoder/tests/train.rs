@@ -165,6 +165,14 @@ fn training_moves_the_weights_and_the_export_loads_back() {
     ] {
         assert!(out.path().join(f).is_file(), "{f} missing from the export");
     }
+    // Exports of the same weights are byte-identical (their hash keys the cache).
+    let again = tempfile::tempdir().unwrap();
+    export_to(&t, again.path(), &config(64));
+    let bytes = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(
+        bytes(out.path()) == bytes(again.path()),
+        "two exports differ"
+    );
 }
 
 #[test]
