@@ -147,7 +147,7 @@ pub fn report(
             let header = ["stage", "measure", "mean ± sd over seeds"].map(String::from);
             writeln!(
                 md,
-                "## `{}` over seeds {seeds:?}\n\n{}",
+                "## `{}` over seeds {seeds:?}\n\n{}\n",
                 p.name,
                 text_table(&header, &rows)
             )?;
@@ -176,37 +176,57 @@ fn retrieval(
     tag: &str,
     md: &mut String,
 ) -> Result<()> {
+    // Per eval stage: measure -> per-query values.
+    let mut evals: Vec<(String, BTreeMap<String, Vec<f64>>)> = Vec::new();
+    for e in all.iter().flatten().filter(|e| e.kind == "eval.trec") {
+        let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in read_rows::<MetricRow>(&e.output("metrics"))? {
+            if r.query_id != "all" {
+                per.entry(r.measure).or_default().push(r.value);
+            }
+        }
+        evals.push((e.id.clone(), per));
+    }
+    if evals.is_empty() {
+        return Ok(());
+    }
+    // The usual four first, then any others (answer accuracies) by name, then cut-off.
+    let mut columns: Vec<String> = MEASURES.map(String::from).to_vec();
+    let mut others: Vec<&String> = evals
+        .iter()
+        .flat_map(|(_, per)| per.keys())
+        .filter(|m| !MEASURES.contains(&m.as_str()))
+        .collect();
+    others.sort_by_key(|m| {
+        let (name, k) = m.split_once('@').unwrap_or((m, ""));
+        (name.to_string(), k.parse::<u64>().unwrap_or(0))
+    });
+    others.dedup();
+    columns.extend(others.into_iter().cloned());
+    columns.retain(|m| evals.iter().any(|(_, per)| per.contains_key(m)));
     let mut rows = Vec::new();
     let mut bars: Vec<(String, f64, f64)> = Vec::new();
-    for e in all.iter().flatten().filter(|e| e.kind == "eval.trec") {
-        let metrics = read_rows::<MetricRow>(&e.output("metrics"))?;
-        let mut row = vec![e.id.clone()];
-        for m in MEASURES {
-            let per_query: Vec<f64> = metrics
-                .iter()
-                .filter(|r| r.measure == m && r.query_id != "all")
-                .map(|r| r.value)
-                .collect();
-            if per_query.is_empty() {
-                row.push("–".into());
-                continue;
-            }
-            let (mean, ci) = mean_ci(&per_query);
-            row.push(format!("{mean:.4} ± {ci:.4}"));
-            if m == "nDCG@10" {
-                bars.push((e.id.clone(), mean, ci));
+    for (id, per) in &evals {
+        let mut row = vec![id.clone()];
+        for m in &columns {
+            match per.get(m) {
+                Some(values) => {
+                    let (mean, ci) = mean_ci(values);
+                    row.push(format!("{mean:.4} ± {ci:.4}"));
+                    if m == "nDCG@10" {
+                        bars.push((id.clone(), mean, ci));
+                    }
+                }
+                None => row.push("–".into()),
             }
         }
         rows.push(row);
     }
-    if rows.is_empty() {
-        return Ok(());
-    }
     let mut header = vec!["run".to_string()];
-    header.extend(MEASURES.map(String::from));
+    header.extend(columns);
     writeln!(
         md,
-        "### Retrieval (mean ± 95% CI over queries)\n\n{}",
+        "### Retrieval (mean ± 95% CI over queries)\n\n{}\n",
         text_table(&header, &rows)
     )?;
     if !bars.is_empty() {
@@ -224,7 +244,7 @@ fn retrieval(
 fn compares(all: &[Option<Entry>], md: &mut String) -> Result<()> {
     for e in all.iter().flatten().filter(|e| e.kind == "eval.compare") {
         if let Some(table) = &e.manifest.report.table {
-            writeln!(md, "### Paired test `{}`\n\n{table}", e.id)?;
+            writeln!(md, "### Paired test `{}`\n\n{table}\n", e.id)?;
         }
     }
     Ok(())
@@ -255,7 +275,7 @@ fn detection(
             continue;
         };
         if let Some(table) = &e.manifest.report.table {
-            writeln!(md, "### False-negative detection `{}`\n\n{table}", e.id)?;
+            writeln!(md, "### False-negative detection `{}`\n\n{table}\n", e.id)?;
         }
         let (Some((scored, sp)), Some((hidden, hp))) = (
             upstream(p, all, at, "scored"),
@@ -410,7 +430,7 @@ fn costs(all: &[Option<Entry>], md: &mut String) -> Result<()> {
     .map(String::from);
     writeln!(
         md,
-        "### Cost (as measured when each cache entry was computed)\n\n{}",
+        "### Cost (as measured when each cache entry was computed)\n\n{}\n",
         text_table(&header, &rows)
     )?;
     Ok(())
