@@ -35,6 +35,9 @@ enum Command {
         /// Run with this seed instead of the file's (repeat runs for a spread over seeds).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run only these stages (comma-separated ids) and the stages they depend on.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Show each stage as Fresh, Stale or Missing.
     Status {
@@ -96,6 +99,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the test that loads an exported model in sentence-transformers (left out of
+    /// `test`: it installs torch, ~7 GB, into `.venv`, unless `--python` has it already).
+    TestSt {
+        /// A Python interpreter with sentence-transformers installed.
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
     /// Run the benchmarks (each prints a ratio against its named peer).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -128,7 +138,8 @@ fn real_main() -> Result<()> {
             file,
             data_dir,
             seed,
-        } => run(&file, data_dir, seed),
+            only,
+        } => run(&file, data_dir, seed, &only),
         Command::Status {
             file,
             data_dir,
@@ -203,6 +214,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Command::Test { args } => python::cargo_with_reference("test", "requirements.txt", &args),
+        Command::TestSt { python } => python::sentence_transformers_test(python),
         Command::Bench { args } => {
             python::cargo_with_reference("bench", "bench-requirements.txt", &args)
         }
@@ -223,9 +235,12 @@ fn load(file: &Path, seed: Option<u64>) -> Result<Pipeline> {
     Ok(p)
 }
 
-fn run(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>) -> Result<()> {
+fn run(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, only: &[String]) -> Result<()> {
     let start = Instant::now();
-    let p = load(file, seed)?;
+    let mut p = load(file, seed)?;
+    if !only.is_empty() {
+        p.restrict(only)?;
+    }
     let data_dir = data_dir_of(&p, data_dir);
     eprintln!(
         "pipeline {} ({} stages, seed {}), cache {}",

@@ -56,7 +56,11 @@ fn ensure_venv(file: &str) -> Result<PathBuf> {
             .arg(&wanted),
     )?;
     // The stamp of an included file no longer proves what is installed.
-    for stale in ["rrra-requirements.txt", "rrra-bench-requirements.txt"] {
+    for stale in [
+        "rrra-requirements.txt",
+        "rrra-bench-requirements.txt",
+        "rrra-st-requirements.txt",
+    ] {
         let _ = std::fs::remove_file(venv.join(stale));
     }
     std::fs::write(&stamp, requirements)?;
@@ -74,4 +78,23 @@ pub fn cargo_with_reference(sub: &str, requirements: &str, args: &[String]) -> R
         cmd.arg("--workspace");
     }
     status(cmd.args(args).env("RRRA_PYTHON", python))
+}
+
+/// Runs the ignored test that loads an exported model in sentence-transformers, with
+/// `python` (which must have it) or else with `.venv` after installing
+/// `tests/python/st-requirements.txt` there.
+pub fn sentence_transformers_test(python: Option<PathBuf>) -> Result<()> {
+    let python = match python {
+        Some(p) => p,
+        None => ensure_venv("st-requirements.txt")?,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    status(
+        Command::new(cargo)
+            .current_dir(root())
+            .args(["test", "-p", "rrra-encoder", "--test", "train", "--"])
+            .args(["--ignored", "--exact"])
+            .arg("export_loads_in_sentence_transformers_with_the_same_embeddings")
+            .env("RRRA_PYTHON", python),
+    )
 }

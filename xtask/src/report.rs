@@ -5,8 +5,10 @@
 //! tests of every `eval.compare`, the false-negative detection tables, the adapters' class
 //! tables, a cost table (time, peak memory, adapter parameters, rerank latency per query),
 //! and plots: metric bars with 95% confidence intervals over queries, `s_FN` histograms of
-//! hidden relevant vs other mined negatives, and λ sweep curves when a pipeline reranks
-//! with several λ.
+//! hidden relevant vs other mined negatives, and sweep curves when a pipeline reranks with
+//! several λ or resamples with several γ. Over several seeds it adds each measure's mean ±
+//! sd, bars with the seeds' sd, and every `eval.compare` re-tested on the per-query values
+//! averaged over the seeds.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -98,6 +100,7 @@ pub fn report(
         };
         // Stage id -> measure -> value per seed, for the spread table.
         let mut spread: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+        let mut per_seed = Vec::new();
         for &seed in &seeds {
             p.seed = seed;
             let all = entries(&p, &data_dir)?;
@@ -130,8 +133,9 @@ pub fn report(
             compares(&all, &mut md)?;
             detection(&p, &all, out, &tag, &mut md)?;
             adapters(&all, &mut md)?;
-            lambda_sweep(&p, &all, out, &tag, &mut md)?;
+            sweeps(&p, &all, out, &tag, &mut md)?;
             costs(&all, &mut md)?;
+            per_seed.push(all);
         }
         if seeds.len() > 1 {
             let rows: Vec<Vec<String>> = spread
@@ -151,6 +155,7 @@ pub fn report(
                 p.name,
                 text_table(&header, &rows)
             )?;
+            over_seeds(&p, &per_seed, out, &mut md)?;
         }
     }
     let path = out.join("report.md");
@@ -318,77 +323,253 @@ fn detection(
 }
 
 /// nDCG@10 against λ over the `eval.trec` stages fed by a `rerank.adapter`.
-fn lambda_sweep(
+/// Where a swept parameter is read: follow the input `ports` upstream from an `eval.trec`
+/// stage to a stage of `kind`, whose param `param` is the x value.
+struct Sweep {
+    symbol: &'static str,
+    kind: &'static str,
+    param: &'static str,
+    ports: &'static [&'static str],
+    file: &'static str,
+}
+
+const SWEEPS: [Sweep; 2] = [
+    Sweep {
+        symbol: "λ",
+        kind: "rerank.adapter",
+        param: "lambda",
+        ports: &["run"],
+        file: "lambda",
+    },
+    Sweep {
+        symbol: "γ",
+        kind: "resample.rrra",
+        param: "gamma",
+        ports: &["run", "queries", "model", "examples"],
+        file: "gamma",
+    },
+];
+
+/// The stage reached from stage `at` by following input `ports` in turn.
+fn trace<'e>(
+    p: &Pipeline,
+    all: &'e [Option<Entry>],
+    mut at: usize,
+    ports: &[&str],
+) -> Option<&'e Entry> {
+    for port in ports {
+        at = p.stages[at]
+            .inputs
+            .iter()
+            .find(|e| e.port == *port)?
+            .from_stage;
+    }
+    all[at].as_ref()
+}
+
+/// nDCG@10 against each swept parameter, one curve per source (the swept stage's inputs).
+fn sweeps(
     p: &Pipeline,
     all: &[Option<Entry>],
     out: &Path,
     tag: &str,
     md: &mut String,
 ) -> Result<()> {
-    let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for (at, e) in all.iter().enumerate() {
-        let Some(e) = e.as_ref().filter(|e| e.kind == "eval.trec") else {
-            continue;
-        };
-        let Some((run, _)) = upstream(p, all, at, "run") else {
-            continue;
-        };
-        if run.kind != "rerank.adapter" {
+    for sweep in &SWEEPS {
+        let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for (at, e) in all.iter().enumerate() {
+            let Some(e) = e.as_ref().filter(|e| e.kind == "eval.trec") else {
+                continue;
+            };
+            let Some(swept) = trace(p, all, at, sweep.ports).filter(|s| s.kind == sweep.kind)
+            else {
+                continue;
+            };
+            let (Some(x), Some(ndcg)) = (
+                swept.manifest.params[sweep.param].as_f64(),
+                e.manifest.report.metrics.get("nDCG@10"),
+            ) else {
+                continue;
+            };
+            let source = swept.manifest.inputs.values().cloned().collect::<Vec<_>>();
+            curves.entry(source.join(",")).or_default().push((x, *ndcg));
+        }
+        curves.retain(|_, c| c.len() >= 2);
+        if curves.is_empty() {
             continue;
         }
-        let Some(lambda) = run.manifest.params["lambda"].as_f64() else {
+        let name = format!("{}{tag}-{}.svg", p.name, sweep.file);
+        let path = out.join(&name);
+        let root = SVGBackend::new(&path, (640, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let points: Vec<(f64, f64)> = curves.values().flatten().copied().collect();
+        let (x0, x1) = bounds(points.iter().map(|p| p.0));
+        let (y0, y1) = bounds(points.iter().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("nDCG@10 against {} ({})", sweep.symbol, sweep.kind),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(sweep.symbol)
+            .y_desc("nDCG@10")
+            .draw()?;
+        for (i, c) in curves.values_mut().enumerate() {
+            c.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let color = Palette99::pick(i).to_rgba();
+            chart.draw_series(LineSeries::new(c.iter().copied(), color.stroke_width(2)))?;
+            chart.draw_series(c.iter().map(|&pt| Circle::new(pt, 4, color.filled())))?;
+            writeln!(
+                md,
+                "{} sweep: {}\n",
+                sweep.symbol,
+                c.iter()
+                    .map(|(x, v)| format!("{}={x}: {v:.4}", sweep.symbol))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
+        root.present()?;
+        writeln!(md, "![{} sweep]({name})\n", sweep.symbol)?;
+    }
+    Ok(())
+}
+
+/// Per-query values of `measure` in an `eval.trec` entry.
+fn per_query(e: &Entry, measure: &str) -> Result<BTreeMap<String, f64>> {
+    Ok(read_rows::<MetricRow>(&e.output("metrics"))?
+        .into_iter()
+        .filter(|r| r.query_id != "all" && r.measure == measure)
+        .map(|r| (r.query_id, r.value))
+        .collect())
+}
+
+/// The values of `measure` averaged over seeds, per query (queries every seed evaluated).
+fn seed_average(entries: &[&Entry], measure: &str) -> Result<BTreeMap<String, f64>> {
+    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for e in entries {
+        for (q, v) in per_query(e, measure)? {
+            let s = sums.entry(q).or_default();
+            s.0 += v;
+            s.1 += 1;
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .filter(|(_, (_, n))| *n == entries.len())
+        .map(|(q, (sum, n))| (q, sum / n as f64))
+        .collect())
+}
+
+/// Bars of nDCG@10 with the sd over seeds, and each `eval.compare` re-tested on per-query
+/// values averaged over the seeds (so a seed's luck does not decide the test).
+fn over_seeds(
+    p: &Pipeline,
+    per_seed: &[Vec<Option<Entry>>],
+    out: &Path,
+    md: &mut String,
+) -> Result<()> {
+    let in_every_seed = |at: usize| -> Option<Vec<&Entry>> {
+        per_seed.iter().map(|all| all[at].as_ref()).collect()
+    };
+    let mut bars = Vec::new();
+    for at in 0..p.stages.len() {
+        let Some(entries) = in_every_seed(at).filter(|e| e[0].kind == "eval.trec") else {
             continue;
         };
-        let Some(ndcg) = e.manifest.report.metrics.get("nDCG@10") else {
+        let v: Vec<f64> = entries
+            .iter()
+            .filter_map(|e| e.manifest.report.metrics.get("nDCG@10").copied())
+            .collect();
+        if v.len() == entries.len() {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            bars.push((p.stages[at].id.clone(), mean, sd));
+        }
+    }
+    if !bars.is_empty() {
+        let name = format!("{}-seeds-ndcg.svg", p.name);
+        bar_chart(
+            &out.join(&name),
+            &format!(
+                "{}: nDCG@10, mean ± sd over {} seeds",
+                p.name,
+                per_seed.len()
+            ),
+            &bars,
+        )?;
+        writeln!(md, "![nDCG@10 over seeds]({name})\n")?;
+    }
+    let mut rows = Vec::new();
+    for at in 0..p.stages.len() {
+        if in_every_seed(at).is_none_or(|e| e[0].kind != "eval.compare") {
+            continue;
+        }
+        let side = |port: &str| -> Option<(usize, Vec<&Entry>)> {
+            let from = p.stages[at]
+                .inputs
+                .iter()
+                .find(|e| e.port == port)?
+                .from_stage;
+            Some((from, in_every_seed(from)?))
+        };
+        let (Some((b, base)), Some((c, cand))) = (side("baseline"), side("candidate")) else {
             continue;
         };
-        // Reranks of the same scored input form one curve.
-        let source = run
-            .manifest
-            .inputs
-            .get("scored")
-            .cloned()
-            .unwrap_or_default();
-        curves.entry(source).or_default().push((lambda, *ndcg));
+        for measure in MEASURES {
+            let (a, z) = (seed_average(&cand, measure)?, seed_average(&base, measure)?);
+            let queries: Vec<&String> = a.keys().filter(|q| z.contains_key(*q)).collect();
+            if queries.len() < 2 {
+                continue;
+            }
+            let x: Vec<f64> = queries.iter().map(|q| a[*q]).collect();
+            let y: Vec<f64> = queries.iter().map(|q| z[*q]).collect();
+            let diff = (x.iter().sum::<f64>() - y.iter().sum::<f64>()) / x.len() as f64;
+            let wins = cand
+                .iter()
+                .zip(&base)
+                .filter(|(c, b)| {
+                    let m = |e: &Entry| e.manifest.report.metrics.get(measure).copied();
+                    matches!((m(c), m(b)), (Some(c), Some(b)) if c > b)
+                })
+                .count();
+            let t = rrra_eval::paired_t_test(&x, &y)?;
+            let r = rrra_eval::randomisation_test(&x, &y, 10_000, 0)?;
+            rows.push(vec![
+                p.stages[c].id.clone(),
+                p.stages[b].id.clone(),
+                measure.to_string(),
+                format!("{diff:+.4}"),
+                format!("{wins}/{}", per_seed.len()),
+                format!("{:.4}", t.p_value),
+                format!("{r:.4}"),
+            ]);
+        }
     }
-    curves.retain(|_, c| c.len() >= 2);
-    if curves.is_empty() {
-        return Ok(());
-    }
-    let name = format!("{}{tag}-lambda.svg", p.name);
-    let path = out.join(&name);
-    let root = SVGBackend::new(&path, (640, 400)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let points: Vec<(f64, f64)> = curves.values().flatten().copied().collect();
-    let (x0, x1) = bounds(points.iter().map(|p| p.0));
-    let (y0, y1) = bounds(points.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(&root)
-        .caption("nDCG@10 against λ (rerank.adapter)", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart
-        .configure_mesh()
-        .x_desc("λ")
-        .y_desc("nDCG@10")
-        .draw()?;
-    for (i, c) in curves.values_mut().enumerate() {
-        c.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let color = Palette99::pick(i).to_rgba();
-        chart.draw_series(LineSeries::new(c.iter().copied(), color.stroke_width(2)))?;
-        chart.draw_series(c.iter().map(|&pt| Circle::new(pt, 4, color.filled())))?;
+    if !rows.is_empty() {
+        let header = [
+            "candidate",
+            "baseline",
+            "measure",
+            "Δ mean",
+            "seeds won",
+            "p (t)",
+            "p (randomisation)",
+        ]
+        .map(String::from);
         writeln!(
             md,
-            "λ sweep: {}\n",
-            c.iter()
-                .map(|(l, v)| format!("λ={l}: {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "### Paired tests over seeds\n\nEach query's value is averaged over the seeds \
+             first; the tests pair those averages (randomisation: 10,000 sign flips).\n\n{}\n",
+            text_table(&header, &rows)
         )?;
     }
-    root.present()?;
-    writeln!(md, "![λ sweep]({name})\n")?;
     Ok(())
 }
 

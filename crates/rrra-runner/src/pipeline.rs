@@ -311,6 +311,49 @@ impl Pipeline {
     pub fn position(&self, id: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.id == id)
     }
+
+    /// Keeps only the stages `targets` and those they depend on (in file order), so that a
+    /// run computes part of a pipeline; the kept stages' cache keys do not change.
+    pub fn restrict(&mut self, targets: &[String]) -> Result<(), PipelineError> {
+        let mut keep = vec![false; self.stages.len()];
+        let mut todo = Vec::new();
+        for t in targets {
+            let at = self.position(t).ok_or_else(|| PipelineError {
+                file: self.file.clone(),
+                line: None,
+                message: format!(
+                    "no stage {t:?} to run (stages: {})",
+                    self.stages
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+            todo.push(at);
+        }
+        while let Some(at) = todo.pop() {
+            if !std::mem::replace(&mut keep[at], true) {
+                todo.extend(self.stages[at].inputs.iter().map(|e| e.from_stage));
+            }
+        }
+        // New index of each kept stage; the stages are in topological order, so every
+        // input of a kept stage is kept and comes before it.
+        let mut index = vec![usize::MAX; keep.len()];
+        let stages = std::mem::take(&mut self.stages);
+        for (old, node) in stages.into_iter().enumerate() {
+            if keep[old] {
+                index[old] = self.stages.len();
+                self.stages.push(node);
+            }
+        }
+        for node in &mut self.stages {
+            for e in &mut node.inputs {
+                e.from_stage = index[e.from_stage];
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Kahn's algorithm, stable in file order. On a cycle, returns the stages on it.

@@ -119,6 +119,38 @@ fn good_pipeline_validates() {
 }
 
 #[test]
+fn restricting_keeps_the_targets_and_what_they_need() {
+    let text = format!(
+        "{GOOD}  - id: other
+    kind: retrieve.bm25
+    inputs: {{corpus: src.corpus, queries: src.queries}}
+    params: {{k1: 1.2}}
+"
+    );
+    let full = Pipeline::parse(Path::new("p.yaml"), &text).unwrap();
+    let mut p = Pipeline::parse(Path::new("p.yaml"), &text).unwrap();
+    p.restrict(&["eval".into()]).unwrap();
+    let ids: Vec<_> = p.stages.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["src", "bm25", "eval"]);
+    let from: Vec<_> = p.stages[2].inputs.iter().map(|e| e.from_stage).collect();
+    assert_eq!(from, [1, 0], "eval reads bm25.run and src.qrels");
+    let mut q = Pipeline::parse(Path::new("p.yaml"), &text).unwrap();
+    q.restrict(&["other".into()]).unwrap();
+    let ids: Vec<_> = q.stages.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["src", "other"]);
+    assert_eq!(q.stages[1].inputs[0].from_stage, 0);
+    assert_eq!(
+        q.stages[1].prepared.params, full.stages[3].prepared.params,
+        "params are untouched"
+    );
+    let err = q.restrict(&["nope".into()]).unwrap_err().to_string();
+    assert!(
+        err.contains("p.yaml") && err.contains("\"nope\"") && err.contains("src, other"),
+        "{err}"
+    );
+}
+
+#[test]
 fn each_malformed_pipeline_is_rejected_with_its_line() {
     for (what, from, to, line, fragment) in CASES {
         assert!(GOOD.contains(from), "{what}: edit does not apply");
