@@ -14,7 +14,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
 use rrra_common::artifact::{ParquetSink, read_rows};
 use rrra_common::embeddings;
-use rrra_common::records::{Candidate, RunRow, Scored};
+use rrra_common::records::{Candidate, RunRow, Scored, split_pool};
 use rrra_common::schema::ArtifactKind::{
     Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
 };
@@ -212,9 +212,7 @@ fn labelled_pool(
                 g[0].query_id
             )));
         }
-        let (pos, mut neg): (Vec<_>, Vec<_>) = g.drain(..).partition(|c| c.positive);
-        neg.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id)));
-        neg.truncate(pool);
+        let (pos, neg) = split_pool(g.drain(..), pool, |c| c);
         let g: Vec<Candidate> = pos.into_iter().chain(neg).collect();
         classes.extend(label_query(&g, k_p));
         rows.extend(g);

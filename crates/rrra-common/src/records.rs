@@ -57,6 +57,24 @@ pub struct Candidate {
     pub positive: bool,
 }
 
+/// Splits one query's rows into its positives and its pool of negatives: the `pool`
+/// best-ranked negatives, ties broken by doc id. The adapter, the resamplers and the
+/// false-negative detection all cut the pool this way, so they see the same negatives.
+pub fn split_pool<T>(
+    rows: impl IntoIterator<Item = T>,
+    pool: usize,
+    candidate: impl Fn(&T) -> &Candidate,
+) -> (Vec<T>, Vec<T>) {
+    let (positives, mut negatives): (Vec<T>, Vec<T>) =
+        rows.into_iter().partition(|r| candidate(r).positive);
+    negatives.sort_by(|a, b| {
+        let (a, b) = (candidate(a), candidate(b));
+        a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id))
+    });
+    negatives.truncate(pool);
+    (positives, negatives)
+}
+
 /// A candidate scored by the false-negative adapter. `qa_score = cos(q, a)` (the reranking
 /// score), `s_fn` in `[0, 1]` the false-negative likelihood from `cos(a, c)`, `p_rel` the
 /// class head's probability that the pair is labelled relevant (TP or FN).
@@ -86,4 +104,36 @@ pub struct TrainLogRow {
     pub loss: f64,
     pub lr: f64,
     pub samples_per_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_the_best_ranked_negatives_ties_by_doc_id() {
+        let c = |doc: &str, rank: u32, positive: bool| Candidate {
+            query_id: "q".into(),
+            doc_id: doc.into(),
+            rank,
+            score: 0.0,
+            positive,
+        };
+        let rows = vec![
+            c("d9", 3, false),
+            c("p2", 0, true),
+            c("d2", 2, false),
+            c("d1", 2, false),
+            c("p1", 1, true),
+            c("d0", 5, false),
+        ];
+        let (pos, pool) = split_pool(rows, 3, |r| r);
+        let ids = |v: &[Candidate]| v.iter().map(|c| c.doc_id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&pos),
+            ["p2", "p1"],
+            "positives kept whatever their rank"
+        );
+        assert_eq!(ids(&pool), ["d1", "d2", "d9"]);
+    }
 }

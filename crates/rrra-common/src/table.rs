@@ -224,23 +224,21 @@ impl Row for MetricRow {
     }
 }
 
+/// The candidate columns, shared by the `candidates` and `scored` artifacts.
+fn candidate_columns<'a>(rows: impl Iterator<Item = &'a Candidate> + Clone) -> Vec<ArrayRef> {
+    vec![
+        strings(rows.clone().map(|r| r.query_id.as_str())),
+        strings(rows.clone().map(|r| r.doc_id.as_str())),
+        Arc::new(rows.clone().map(|r| r.rank).collect::<UInt32Array>()),
+        Arc::new(rows.clone().map(|r| r.score).collect::<Float64Array>()),
+        Arc::new(rows.map(|r| Some(r.positive)).collect::<BooleanArray>()),
+    ]
+}
+
 impl Row for Candidate {
     const KIND: ArtifactKind = ArtifactKind::Candidates;
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
-        batch(
-            Self::KIND,
-            vec![
-                strings(rows.iter().map(|r| r.query_id.as_str())),
-                strings(rows.iter().map(|r| r.doc_id.as_str())),
-                Arc::new(rows.iter().map(|r| r.rank).collect::<UInt32Array>()),
-                Arc::new(rows.iter().map(|r| r.score).collect::<Float64Array>()),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.positive))
-                        .collect::<BooleanArray>(),
-                ),
-            ],
-        )
+        batch(Self::KIND, candidate_columns(rows.iter()))
     }
     fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
         let (q, d) = (str_column(b, "query_id")?, str_column(b, "doc_id")?);
@@ -266,27 +264,9 @@ impl Row for Scored {
         let f64s = |f: fn(&Self) -> f64| -> ArrayRef {
             Arc::new(rows.iter().map(f).collect::<Float64Array>())
         };
-        batch(
-            Self::KIND,
-            vec![
-                strings(rows.iter().map(|r| r.candidate.query_id.as_str())),
-                strings(rows.iter().map(|r| r.candidate.doc_id.as_str())),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| r.candidate.rank)
-                        .collect::<UInt32Array>(),
-                ),
-                f64s(|r| r.candidate.score),
-                Arc::new(
-                    rows.iter()
-                        .map(|r| Some(r.candidate.positive))
-                        .collect::<BooleanArray>(),
-                ),
-                f64s(|r| r.qa_score),
-                f64s(|r| r.s_fn),
-                f64s(|r| r.p_rel),
-            ],
-        )
+        let mut columns = candidate_columns(rows.iter().map(|r| &r.candidate));
+        columns.extend([f64s(|r| r.qa_score), f64s(|r| r.s_fn), f64s(|r| r.p_rel)]);
+        batch(Self::KIND, columns)
     }
     fn from_batch(b: &RecordBatch, out: &mut Vec<Self>) -> Result<()> {
         let mut candidates = Vec::with_capacity(b.num_rows());

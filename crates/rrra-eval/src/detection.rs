@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use rrra_common::records::Scored;
+use rrra_common::records::{Scored, split_pool};
 
 /// The detectors compared, each a score where higher means "more likely a false negative".
 pub const DETECTORS: [&str; 5] = ["s_fn", "p_rel", "qa_score", "score", "simans"];
@@ -98,14 +98,7 @@ pub fn detect(
             continue;
         };
         hidden_total += hidden.iter().filter(|(q, _)| q == query).count();
-        let mut negatives: Vec<&&Scored> = group.iter().filter(|s| !s.candidate.positive).collect();
-        negatives.sort_by(|x, y| {
-            x.candidate
-                .rank
-                .cmp(&y.candidate.rank)
-                .then_with(|| x.candidate.doc_id.cmp(&y.candidate.doc_id))
-        });
-        negatives.truncate(pool);
+        let (_, negatives) = split_pool(group.iter(), pool, |s| &s.candidate);
         let is_hidden: Vec<bool> = negatives
             .iter()
             .map(|s| hidden.contains(&(query.to_string(), s.candidate.doc_id.clone())))

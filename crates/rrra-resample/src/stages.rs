@@ -12,7 +12,7 @@ use std::path::Path;
 
 use rrra_common::artifact::{ParquetSink, for_each_batch, parquet_rows};
 use rrra_common::embeddings;
-use rrra_common::records::{Candidate, Doc, Example, Scored};
+use rrra_common::records::{Candidate, Doc, Example, Scored, split_pool};
 use rrra_common::schema::ArtifactKind::{
     Candidates, Corpus, Embeddings, Examples, Scored as ScoredKind,
 };
@@ -643,14 +643,12 @@ fn group(
         }
     }
     let n = rows.len();
-    let (positives, mut negatives): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.0.positive);
+    let (positives, negatives) = split_pool(rows, pool, |r| &r.0);
     if positives.is_empty() {
         return Err(bad(format!(
             "no positive among its {n} rows; expected at least one row with positive = true"
         )));
     }
-    negatives.sort_by(|(a, _), (b, _)| a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id)));
-    negatives.truncate(pool);
     let (pool, pool_fn) = negatives.into_iter().unzip();
     Ok(QueryGroup {
         query_id,

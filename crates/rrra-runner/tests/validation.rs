@@ -132,8 +132,17 @@ fn restricting_keeps_the_targets_and_what_they_need() {
     p.restrict(&["eval".into()]).unwrap();
     let ids: Vec<_> = p.stages.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["src", "bm25", "eval"]);
-    let from: Vec<_> = p.stages[2].inputs.iter().map(|e| e.from_stage).collect();
-    assert_eq!(from, [1, 0], "eval reads bm25.run and src.qrels");
+    let mut from: Vec<_> = p.stages[2]
+        .inputs
+        .iter()
+        .map(|e| (e.port.as_str(), e.from_stage))
+        .collect();
+    from.sort();
+    assert_eq!(
+        from,
+        [("qrels", 0), ("run", 1)],
+        "eval reads src.qrels and bm25.run"
+    );
     let mut q = Pipeline::parse(Path::new("p.yaml"), &text).unwrap();
     q.restrict(&["other".into()]).unwrap();
     let ids: Vec<_> = q.stages.iter().map(|s| s.id.as_str()).collect();
