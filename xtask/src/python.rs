@@ -70,7 +70,12 @@ fn ensure_venv(file: &str) -> Result<PathBuf> {
 /// Runs `cargo <sub> <args>` (`--workspace` when no args name packages) with `RRRA_PYTHON`
 /// pointing at the reference venv, set up from `requirements` (a file in `tests/python/`).
 pub fn cargo_with_reference(sub: &str, requirements: &str, args: &[String]) -> Result<()> {
-    let python = ensure_venv(requirements)?;
+    cargo_with_python(sub, &ensure_venv(requirements)?, args)
+}
+
+/// Runs `cargo <sub> <args>` (`--workspace` when no args name packages) with `RRRA_PYTHON`
+/// set to `python`.
+fn cargo_with_python(sub: &str, python: &Path, args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root()).arg(sub);
@@ -88,13 +93,16 @@ pub fn sentence_transformers_test(python: Option<PathBuf>) -> Result<()> {
         Some(p) => p,
         None => ensure_venv("st-requirements.txt")?,
     };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    status(
-        Command::new(cargo)
-            .current_dir(root())
-            .args(["test", "-p", "rrra-encoder", "--test", "train", "--"])
-            .args(["--ignored", "--exact"])
-            .arg("export_loads_in_sentence_transformers_with_the_same_embeddings")
-            .env("RRRA_PYTHON", python),
-    )
+    let args = [
+        "-p",
+        "rrra-encoder",
+        "--test",
+        "train",
+        "--",
+        "--ignored",
+        "--exact",
+        "export_loads_in_sentence_transformers_with_the_same_embeddings",
+    ]
+    .map(String::from);
+    cargo_with_python("test", &python, &args)
 }

@@ -21,6 +21,7 @@ use rrra_common::manifest::{MANIFEST_FILE, Manifest};
 use rrra_common::records::{MetricRow, Qrel, Scored};
 use rrra_common::report::text_table;
 use rrra_runner::cache::Cache;
+use rrra_runner::pipeline::Edge;
 use rrra_runner::{Pipeline, State};
 
 /// A fresh stage's cache entry.
@@ -60,6 +61,11 @@ fn entries(p: &Pipeline, data_dir: &Path) -> Result<Vec<Option<Entry>>> {
         .collect()
 }
 
+/// The edge into input `port` of stage `at`.
+fn edge<'p>(p: &'p Pipeline, at: usize, port: &str) -> Option<&'p Edge> {
+    p.stages[at].inputs.iter().find(|e| e.port == port)
+}
+
 /// The entry feeding input `port` of stage `at`.
 fn upstream<'e>(
     p: &Pipeline,
@@ -67,7 +73,7 @@ fn upstream<'e>(
     at: usize,
     port: &str,
 ) -> Option<(&'e Entry, String)> {
-    let edge = p.stages[at].inputs.iter().find(|e| e.port == port)?;
+    let edge = edge(p, at, port)?;
     Some((all[edge.from_stage].as_ref()?, edge.from_port.clone()))
 }
 
@@ -98,8 +104,6 @@ pub fn report(
         } else {
             seeds.to_vec()
         };
-        // Stage id -> measure -> value per seed, for the spread table.
-        let mut spread: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
         let mut per_seed = Vec::new();
         for &seed in &seeds {
             p.seed = seed;
@@ -112,18 +116,6 @@ pub fn report(
                 file.display(),
                 p.stages.len()
             )?;
-            for e in all.iter().flatten() {
-                if matches!(e.kind, "eval.trec" | "eval.fn_detection") {
-                    for (m, v) in &e.manifest.report.metrics {
-                        if m != "queries" && m != "peak_rss_mb" {
-                            spread
-                                .entry((e.id.clone(), m.clone()))
-                                .or_default()
-                                .push(*v);
-                        }
-                    }
-                }
-            }
             let tag = if seeds.len() > 1 {
                 format!("-s{seed}")
             } else {
@@ -138,23 +130,7 @@ pub fn report(
             per_seed.push(all);
         }
         if seeds.len() > 1 {
-            let rows: Vec<Vec<String>> = spread
-                .iter()
-                .filter(|(_, v)| v.len() == seeds.len())
-                .map(|((stage, m), v)| {
-                    let n = v.len() as f64;
-                    let mean = v.iter().sum::<f64>() / n;
-                    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-                    vec![stage.clone(), m.clone(), format!("{mean:.4} ± {sd:.4}")]
-                })
-                .collect();
-            let header = ["stage", "measure", "mean ± sd over seeds"].map(String::from);
-            writeln!(
-                md,
-                "## `{}` over seeds {seeds:?}\n\n{}\n",
-                p.name,
-                text_table(&header, &rows)
-            )?;
+            writeln!(md, "## `{}` over seeds {seeds:?}\n", p.name)?;
             over_seeds(&p, &per_seed, out, &mut md)?;
         }
     }
@@ -163,15 +139,21 @@ pub fn report(
     Ok(path)
 }
 
-/// Mean and 95% confidence half-width (normal approximation) of per-query values.
-fn mean_ci(values: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (`n - 1`; 0 for fewer than two values).
+fn mean_sd(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     if values.len() < 2 {
         return (mean, 0.0);
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, 1.96 * (var / n).sqrt())
+    (mean, var.sqrt())
+}
+
+/// Mean and 95% confidence half-width (normal approximation) of per-query values.
+fn mean_ci(values: &[f64]) -> (f64, f64) {
+    let (mean, sd) = mean_sd(values);
+    (mean, 1.96 * sd / (values.len() as f64).sqrt())
 }
 
 fn retrieval(
@@ -322,7 +304,6 @@ fn detection(
     Ok(())
 }
 
-/// nDCG@10 against λ over the `eval.trec` stages fed by a `rerank.adapter`.
 /// Where a swept parameter is read: follow the input `ports` upstream from an `eval.trec`
 /// stage to a stage of `kind`, whose param `param` is the x value.
 struct Sweep {
@@ -358,11 +339,7 @@ fn trace<'e>(
     ports: &[&str],
 ) -> Option<&'e Entry> {
     for port in ports {
-        at = p.stages[at]
-            .inputs
-            .iter()
-            .find(|e| e.port == *port)?
-            .from_stage;
+        at = edge(p, at, port)?.from_stage;
     }
     all[at].as_ref()
 }
@@ -440,34 +417,39 @@ fn sweeps(
     Ok(())
 }
 
-/// Per-query values of `measure` in an `eval.trec` entry.
-fn per_query(e: &Entry, measure: &str) -> Result<BTreeMap<String, f64>> {
-    Ok(read_rows::<MetricRow>(&e.output("metrics"))?
-        .into_iter()
-        .filter(|r| r.query_id != "all" && r.measure == measure)
-        .map(|r| (r.query_id, r.value))
-        .collect())
-}
-
-/// The values of `measure` averaged over seeds, per query (queries every seed evaluated).
-fn seed_average(entries: &[&Entry], measure: &str) -> Result<BTreeMap<String, f64>> {
-    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+/// Per query, the values of every measure averaged over the seeds' `eval.trec` entries
+/// (queries every seed evaluated): measure -> query -> mean.
+fn seed_average(entries: &[&Entry]) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    let mut sums: BTreeMap<String, BTreeMap<String, (f64, usize)>> = BTreeMap::new();
     for e in entries {
-        for (q, v) in per_query(e, measure)? {
-            let s = sums.entry(q).or_default();
-            s.0 += v;
-            s.1 += 1;
+        for r in read_rows::<MetricRow>(&e.output("metrics"))? {
+            if r.query_id != "all" {
+                let s = sums
+                    .entry(r.measure)
+                    .or_default()
+                    .entry(r.query_id)
+                    .or_default();
+                s.0 += r.value;
+                s.1 += 1;
+            }
         }
     }
     Ok(sums
         .into_iter()
-        .filter(|(_, (_, n))| *n == entries.len())
-        .map(|(q, (sum, n))| (q, sum / n as f64))
+        .map(|(m, per)| {
+            let per = per
+                .into_iter()
+                .filter(|(_, (_, n))| *n == entries.len())
+                .map(|(q, (sum, n))| (q, sum / n as f64))
+                .collect();
+            (m, per)
+        })
         .collect())
 }
 
-/// Bars of nDCG@10 with the sd over seeds, and each `eval.compare` re-tested on per-query
-/// values averaged over the seeds (so a seed's luck does not decide the test).
+/// Each measure's mean ± sd over the seeds, bars of nDCG@10 with that sd, and each
+/// `eval.compare` re-tested on per-query values averaged over the seeds (so a seed's luck
+/// does not decide the test).
 fn over_seeds(
     p: &Pipeline,
     per_seed: &[Vec<Option<Entry>>],
@@ -477,22 +459,39 @@ fn over_seeds(
     let in_every_seed = |at: usize| -> Option<Vec<&Entry>> {
         per_seed.iter().map(|all| all[at].as_ref()).collect()
     };
+    // (stage id, measure) -> value per seed, for the measures every seed reported.
+    let mut spread: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut bars = Vec::new();
     for at in 0..p.stages.len() {
-        let Some(entries) = in_every_seed(at).filter(|e| e[0].kind == "eval.trec") else {
+        let Some(entries) =
+            in_every_seed(at).filter(|e| matches!(e[0].kind, "eval.trec" | "eval.fn_detection"))
+        else {
             continue;
         };
-        let v: Vec<f64> = entries
-            .iter()
-            .filter_map(|e| e.manifest.report.metrics.get("nDCG@10").copied())
-            .collect();
-        if v.len() == entries.len() {
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            bars.push((p.stages[at].id.clone(), mean, sd));
+        for m in entries[0].manifest.report.metrics.keys() {
+            let v: Vec<f64> = entries
+                .iter()
+                .filter_map(|e| e.manifest.report.metrics.get(m).copied())
+                .collect();
+            if m == "queries" || m == "peak_rss_mb" || v.len() < entries.len() {
+                continue;
+            }
+            if m == "nDCG@10" && entries[0].kind == "eval.trec" {
+                let (mean, sd) = mean_sd(&v);
+                bars.push((p.stages[at].id.clone(), mean, sd));
+            }
+            spread.insert((p.stages[at].id.clone(), m.clone()), v);
         }
     }
+    let rows: Vec<Vec<String>> = spread
+        .iter()
+        .map(|((stage, m), v)| {
+            let (mean, sd) = mean_sd(v);
+            vec![stage.clone(), m.clone(), format!("{mean:.4} ± {sd:.4}")]
+        })
+        .collect();
+    let header = ["stage", "measure", "mean ± sd over seeds"].map(String::from);
+    writeln!(md, "{}\n", text_table(&header, &rows))?;
     if !bars.is_empty() {
         let name = format!("{}-seeds-ndcg.svg", p.name);
         bar_chart(
@@ -512,18 +511,17 @@ fn over_seeds(
             continue;
         }
         let side = |port: &str| -> Option<(usize, Vec<&Entry>)> {
-            let from = p.stages[at]
-                .inputs
-                .iter()
-                .find(|e| e.port == port)?
-                .from_stage;
+            let from = edge(p, at, port)?.from_stage;
             Some((from, in_every_seed(from)?))
         };
         let (Some((b, base)), Some((c, cand))) = (side("baseline"), side("candidate")) else {
             continue;
         };
+        let (cand_avg, base_avg) = (seed_average(&cand)?, seed_average(&base)?);
         for measure in MEASURES {
-            let (a, z) = (seed_average(&cand, measure)?, seed_average(&base, measure)?);
+            let (Some(a), Some(z)) = (cand_avg.get(measure), base_avg.get(measure)) else {
+                continue;
+            };
             let queries: Vec<&String> = a.keys().filter(|q| z.contains_key(*q)).collect();
             if queries.len() < 2 {
                 continue;

