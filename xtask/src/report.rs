@@ -368,7 +368,11 @@ fn sweeps(
             ) else {
                 continue;
             };
-            let source = swept.manifest.inputs.values().cloned().collect::<Vec<_>>();
+            // A curve per source, and per kind of the stage that used the swept one (a
+            // `train.joint` and a `train.biencoder` on the same negatives are two curves).
+            let mut source = swept.manifest.inputs.values().cloned().collect::<Vec<_>>();
+            let (_, via) = sweep.ports.split_last().expect("a sweep follows a port");
+            source.extend(trace(p, all, at, via).map(|e| e.kind.to_string()));
             curves.entry(source.join(",")).or_default().push((x, *ndcg));
         }
         curves.retain(|_, c| c.len() >= 2);
@@ -575,6 +579,7 @@ fn costs(all: &[Option<Entry>], md: &mut String) -> Result<()> {
     let kinds = [
         "encode.bert",
         "train.biencoder",
+        "train.joint",
         "mine.dense",
         "train.adapter",
         "score.adapter",
@@ -590,7 +595,9 @@ fn costs(all: &[Option<Entry>], md: &mut String) -> Result<()> {
             e.kind.to_string(),
             format!("{:.1}", e.manifest.elapsed_s),
             get("peak_rss_mb"),
+            // The adapter's parameters (`train.joint` trains them beside the encoder's).
             m.get("parameters")
+                .or(m.get("adapter_parameters"))
                 .map_or("–".into(), |v| format!("{v:.0}")),
             get("ms_per_query"),
         ]);

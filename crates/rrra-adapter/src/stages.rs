@@ -68,13 +68,30 @@ impl Default for TrainAdapterParams {
     }
 }
 
-/// What `adapter.json` holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct Saved {
-    shape: AdapterConfig,
-    params: Option<TrainAdapterParams>,
-    seed: Option<u64>,
-    summary: Option<TrainSummary>,
+impl TrainAdapterParams {
+    /// The training config for embeddings `dim` wide.
+    pub fn config(&self, dim: usize, seed: u64) -> TrainConfig {
+        TrainConfig {
+            hidden: if self.hidden == 0 { dim } else { self.hidden },
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            norm_weight: self.norm_weight,
+            pull_weight: self.pull_weight,
+            balanced: self.balanced,
+            seed,
+        }
+    }
+}
+
+/// What `adapter.json` holds: the shape, and how the adapter was trained.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedAdapter {
+    pub shape: AdapterConfig,
+    pub params: Option<TrainAdapterParams>,
+    pub seed: Option<u64>,
+    pub summary: Option<TrainSummary>,
 }
 
 /// `train.adapter`: stage 2 of RRRA.
@@ -122,34 +139,15 @@ impl Stage for TrainAdapter {
         let candidates = read_rows::<Candidate>(ctx.input("candidates")?)?;
         let (rows, classes) = labelled_pool(candidates, p.k_p, p.pool)?;
         let data = pairs(ctx, &rows, Some(&classes))?;
-        let config = TrainConfig {
-            hidden: if p.hidden == 0 { data.dim } else { p.hidden },
-            epochs: p.epochs,
-            batch_size: p.batch_size,
-            lr: p.lr,
-            weight_decay: p.weight_decay,
-            norm_weight: p.norm_weight,
-            pull_weight: p.pull_weight,
-            balanced: p.balanced,
-            seed: ctx.seed,
-        };
+        let config = p.config(data.dim, ctx.seed);
         let (net, shape, summary) = train(&data, &config, ctx.progress);
-        let dir = ctx.output_dir("adapter")?;
-        let path = dir.join(WEIGHTS);
-        net.save_into(&mut BurnpackStore::from_file(&path).overwrite(true))
-            .map_err(|e| Error::file(&path, format!("cannot write adapter weights: {e}")))?;
-        let saved = Saved {
+        let saved = SavedAdapter {
             shape,
             params: Some(p.clone()),
             seed: Some(ctx.seed),
             summary: Some(summary.clone()),
         };
-        let path = dir.join(CONFIG);
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&saved).expect("serialises"),
-        )
-        .map_err(|e| Error::io(&path, e))?;
+        save_adapter(&ctx.output_dir("adapter")?, &net, &saved)?;
         Ok(train_report(&summary))
     }
 }
@@ -190,7 +188,7 @@ fn train_report(s: &TrainSummary) -> StageReport {
 
 /// The rows a training run uses (each query's positives and its `pool` best-ranked
 /// negatives, queries contiguous) and their classes.
-fn labelled_pool(
+pub fn labelled_pool(
     candidates: Vec<Candidate>,
     k_p: u32,
     pool: usize,
@@ -277,17 +275,52 @@ fn pairs(ctx: &StageContext<'_>, rows: &[Candidate], classes: Option<&[Class]>) 
     })
 }
 
-/// Loads an adapter folder written by `train.adapter`.
-pub fn load_adapter(dir: &Path) -> Result<AdapterNet> {
+/// Writes an adapter folder: `adapter.bpk` weights and `adapter.json`.
+pub fn save_adapter(dir: &Path, net: &AdapterNet, saved: &SavedAdapter) -> Result<()> {
+    let path = dir.join(WEIGHTS);
+    net.save_into(&mut BurnpackStore::from_file(&path).overwrite(true))
+        .map_err(|e| Error::file(&path, format!("cannot write adapter weights: {e}")))?;
     let path = dir.join(CONFIG);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let saved: Saved = serde_json::from_str(&text)
-        .map_err(|e| Error::file(&path, format!("expected an adapter.json: {e}")))?;
-    let mut net = AdapterNet::new(&saved.shape, 0, &Device::flex());
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(saved).expect("serialises"),
+    )
+    .map_err(|e| Error::io(&path, e))
+}
+
+impl SavedAdapter {
+    /// Reads the `adapter.json` of an adapter folder.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("expected an adapter.json: {e}")))
+    }
+
+    /// The params it was trained with (`dir` is its folder, for the error).
+    pub fn trained_with(&self, dir: &Path) -> Result<&TrainAdapterParams> {
+        self.params.as_ref().ok_or_else(|| {
+            Error::file(
+                &dir.join(CONFIG),
+                "no training params; expected an adapter written by train.adapter",
+            )
+        })
+    }
+}
+
+/// Loads an adapter folder (as `train.adapter` writes it) onto `device`.
+pub fn load_adapter_on(dir: &Path, device: &Device) -> Result<(AdapterNet, SavedAdapter)> {
+    let saved = SavedAdapter::read(dir)?;
+    let mut net = AdapterNet::new(&saved.shape, 0, device);
     let path = dir.join(WEIGHTS);
     net.load_from(&mut BurnpackStore::from_file(&path))
         .map_err(|e| Error::file(&path, format!("cannot load adapter weights: {e}")))?;
-    Ok(net)
+    Ok((net, saved))
+}
+
+/// Loads an adapter folder onto the CPU.
+pub fn load_adapter(dir: &Path) -> Result<AdapterNet> {
+    Ok(load_adapter_on(dir, &Device::flex())?.0)
 }
 
 /// Params of `score.adapter`.

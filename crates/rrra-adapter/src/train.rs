@@ -117,6 +117,66 @@ fn column(values: Vec<f32>, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [n, 1]), device)
 }
 
+/// The adapter's loss on `n` pairs (`q`, `c` `[n, d]`) of the given classes, `CE_w +
+/// norm_weight · L_norm + pull_weight · L_pull` (module docs), `weights` per class.
+pub fn loss(
+    net: &AdapterNet,
+    q: Tensor<2>,
+    c: Tensor<2>,
+    classes: &[Class],
+    weights: &[f64; 4],
+    config: &TrainConfig,
+) -> Tensor<1> {
+    let device = q.device();
+    let labels = Tensor::<2, Int>::from_data(
+        TensorData::new(
+            classes.iter().map(|&k| k as i64).collect::<Vec<_>>(),
+            [classes.len(), 1],
+        ),
+        &device,
+    );
+    let w = column(
+        classes
+            .iter()
+            .map(|&k| weights[k as usize] as f32)
+            .collect(),
+        &device,
+    );
+    let out = net.forward(q.clone(), c.clone());
+    let mut loss = log_softmax(out.logits, 1)
+        .gather(1, labels)
+        .mul(w.clone())
+        .sum()
+        .neg()
+        .div_scalar(classes.len() as f64);
+    if config.norm_weight > 0.0 {
+        let norm = l_norm(q, c, out.a).mean();
+        loss = loss.add(norm.mul_scalar(config.norm_weight));
+    }
+    if config.pull_weight > 0.0 {
+        let target = column(
+            classes
+                .iter()
+                .map(|k| f32::from(u8::from(k.gold())))
+                .collect(),
+            &device,
+        );
+        let mask = column(
+            classes
+                .iter()
+                .map(|&k| f32::from(u8::from(k != Class::Fp)))
+                .collect(),
+            &device,
+        );
+        let mw = mask.mul(w);
+        let denom = mw.clone().sum().clamp_min(1e-8);
+        let err = s_fn(out.cos_ac, out.cos_qc).sub(target);
+        let pull = err.clone().mul(err).mul(mw).sum().div(denom);
+        loss = loss.add(pull.mul_scalar(config.pull_weight));
+    }
+    loss
+}
+
 /// Trains an adapter on `data` (burn `flex` CPU backend with autodiff).
 pub fn train(
     data: &Pairs,
@@ -153,51 +213,9 @@ pub fn train(
         for rows in order.chunks(config.batch_size) {
             let pairs: Vec<(u32, u32, Class)> = rows.iter().map(|&r| data.pairs[r]).collect();
             let (q, c) = gather(&queries, &docs, &pairs, &device);
-            let labels = Tensor::<2, Int>::from_data(
-                TensorData::new(
-                    pairs.iter().map(|p| p.2 as i64).collect::<Vec<_>>(),
-                    [pairs.len(), 1],
-                ),
-                &device,
-            );
-            let w = column(
-                pairs.iter().map(|p| weights[p.2 as usize] as f32).collect(),
-                &device,
-            );
-            let out = net.forward(q.clone(), c.clone());
+            let classes: Vec<Class> = pairs.iter().map(|p| p.2).collect();
+            let loss = loss(&net, q, c, &classes, &weights, config);
             let n = pairs.len() as f64;
-            let ce = log_softmax(out.logits, 1)
-                .gather(1, labels)
-                .mul(w.clone())
-                .sum()
-                .neg()
-                .div_scalar(n);
-            let mut loss = ce;
-            if config.norm_weight > 0.0 {
-                let norm = l_norm(q, c, out.a).mean();
-                loss = loss.add(norm.mul_scalar(config.norm_weight));
-            }
-            if config.pull_weight > 0.0 {
-                let target = column(
-                    pairs
-                        .iter()
-                        .map(|p| f32::from(u8::from(p.2.gold())))
-                        .collect(),
-                    &device,
-                );
-                let mask = column(
-                    pairs
-                        .iter()
-                        .map(|p| f32::from(u8::from(p.2 != Class::Fp)))
-                        .collect(),
-                    &device,
-                );
-                let mw = mask.mul(w);
-                let denom = mw.clone().sum().clamp_min(1e-8);
-                let err = s_fn(out.cos_ac, out.cos_qc).sub(target);
-                let pull = err.clone().mul(err).mul(mw).sum().div(denom);
-                loss = loss.add(pull.mul_scalar(config.pull_weight));
-            }
             sum += f64::from(loss.clone().into_scalar::<f32>()) * n;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(config.lr, net, grads);

@@ -98,7 +98,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: 1,
     };
     let work = tempfile::tempdir()?;
-    let (_, summary) = train(&model, Backend::Cpu, &config, &data, work.path(), &Silent)?;
+    let (_, summary) = train(
+        &model,
+        Backend::Cpu,
+        &config,
+        &data,
+        work.path(),
+        &Silent,
+        None,
+    )?;
     let timed = &summary.log[1..];
     let per_s = timed.len() as f64 * batch as f64
         / timed

@@ -31,14 +31,14 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             source,
         }
     }
 
-    pub(crate) fn model(path: &Path, message: impl Into<String>) -> Self {
+    pub fn model(path: &Path, message: impl Into<String>) -> Self {
         Error::Model {
             path: path.to_path_buf(),
             message: message.into(),

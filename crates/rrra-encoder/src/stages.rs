@@ -11,7 +11,7 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use serde::{Deserialize, Serialize};
 
 use crate::export::export;
-use crate::train::{TrainConfig, TrainData, TrainExample, train};
+use crate::train::{Auxiliary, TrainConfig, TrainData, TrainExample, train};
 use crate::{Backend, Encoder, EncoderOptions, KNOWN_MODELS, MODEL_FILES, Pooling, resolve_model};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -263,6 +263,29 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
+    /// The range checks of `train.biencoder` (and of stages that train through it).
+    pub fn check(&self) -> Result<(), String> {
+        let c = self.config(0)?;
+        if c.batch_size == 0 || c.chunk_size == 0 || c.epochs == 0 || self.export_max_len < 2 {
+            return Err(
+                "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
+            );
+        }
+        if !(c.temperature > 0.0 && c.lr > 0.0 && (0.0..=1.0).contains(&c.warmup_ratio)) {
+            return Err("params temperature and lr must be > 0, warmup_ratio in [0, 1]".into());
+        }
+        Ok(())
+    }
+
+    /// The model files hashed into the cache key (a folder model's).
+    pub fn sources(&self) -> Vec<PathBuf> {
+        EncodeParams {
+            model: self.model.clone(),
+            ..EncodeParams::default()
+        }
+        .sources_of_model()
+    }
+
     fn config(&self, seed: u64) -> Result<TrainConfig, String> {
         let encode = EncodeParams {
             model: self.model.clone(),
@@ -325,82 +348,96 @@ impl Stage for TrainBiencoder {
         }
     }
     fn check(p: &TrainParams) -> Result<(), String> {
-        let c = p.config(0)?;
-        if c.batch_size == 0 || c.chunk_size == 0 || c.epochs == 0 || p.export_max_len < 2 {
-            return Err(
-                "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
-            );
-        }
-        if !(c.temperature > 0.0 && c.lr > 0.0 && (0.0..=1.0).contains(&c.warmup_ratio)) {
-            return Err("params temperature and lr must be > 0, warmup_ratio in [0, 1]".into());
-        }
-        Ok(())
+        p.check()
     }
     fn sources(p: &TrainParams) -> Vec<PathBuf> {
-        EncodeParams {
-            model: p.model.clone(),
-            ..EncodeParams::default()
-        }
-        .sources_of_model()
+        p.sources()
     }
 
     fn run(p: &TrainParams, ctx: &StageContext<'_>) -> rrra_common::Result<StageReport> {
-        let invalid = |e: crate::Error| rrra_common::Error::Invalid(e.to_string());
-        let config = p.config(ctx.seed).map_err(rrra_common::Error::Invalid)?;
-        let backend: Backend = p.backend.parse().map_err(invalid)?;
-        let base = if let Some(dir) = ctx.optional_input("model") {
-            dir.to_path_buf()
-        } else if KNOWN_MODELS.iter().any(|m| m.id == p.model) {
-            resolve_model(&p.model, &ctx.cache_dir.join("models"), ctx.progress).map_err(invalid)?
-        } else {
-            ctx.resolve(p.model.as_ref())
-        };
-        let data = load_training_data(ctx)?;
-        let (trained, summary) =
-            train(&base, backend, &config, &data, &ctx.work_dir, ctx.progress).map_err(invalid)?;
-        let out = ctx.output_dir("model")?;
-        export(
-            &trained,
-            &base,
-            &out,
-            p.export_max_len,
-            config.pooling,
-            config.normalize,
-        )
-        .map_err(invalid)?;
-        let saved = out.join("rrra_train.json");
-        std::fs::write(
-            &saved,
-            serde_json::to_string_pretty(&serde_json::json!({"params": p, "config": config}))
-                .expect("config serialises"),
-        )
-        .map_err(|e| rrra_common::Error::io(&saved, e))?;
-        write_rows(&ctx.output("log"), summary.log.iter().cloned())?;
-        let last = summary.log.last().map(|r| r.loss).unwrap_or(f64::NAN);
-        let first = summary.log.first().map(|r| r.loss).unwrap_or(f64::NAN);
-        let sps = summary.log[summary.resumed_at..]
-            .iter()
-            .map(|r| r.samples_per_s)
-            .sum::<f64>()
-            / (summary.steps - summary.resumed_at).max(1) as f64;
-        Ok(StageReport {
-            metrics: [
-                ("examples".to_string(), data.examples.len() as f64),
-                ("steps".to_string(), summary.steps as f64),
-                ("resumed_at_step".to_string(), summary.resumed_at as f64),
-                ("first_loss".to_string(), first),
-                ("final_loss".to_string(), last),
-                ("samples_per_s".to_string(), sps),
-                ("train_seconds".to_string(), summary.seconds),
-            ]
-            .into(),
-            table: None,
-        })
+        let (data, _) = load_training_data(ctx)?;
+        fine_tune(p, ctx, &data, None)
     }
 }
 
-/// Reads the examples and the texts they name (only those) from the stage's inputs.
-fn load_training_data(ctx: &StageContext<'_>) -> rrra_common::Result<TrainData> {
+/// Fine-tunes on `data` as `train.biencoder` does (with `aux`'s objective added, if given),
+/// exports the model and its training config into the `model` output and writes the `log`.
+pub fn fine_tune(
+    p: &TrainParams,
+    ctx: &StageContext<'_>,
+    data: &TrainData,
+    aux: Option<&mut dyn Auxiliary>,
+) -> rrra_common::Result<StageReport> {
+    let invalid = |e: crate::Error| rrra_common::Error::Invalid(e.to_string());
+    let config = p.config(ctx.seed).map_err(rrra_common::Error::Invalid)?;
+    let backend: Backend = p.backend.parse().map_err(invalid)?;
+    let base = if let Some(dir) = ctx.optional_input("model") {
+        dir.to_path_buf()
+    } else if KNOWN_MODELS.iter().any(|m| m.id == p.model) {
+        resolve_model(&p.model, &ctx.cache_dir.join("models"), ctx.progress).map_err(invalid)?
+    } else {
+        ctx.resolve(p.model.as_ref())
+    };
+    let (trained, summary) = train(
+        &base,
+        backend,
+        &config,
+        data,
+        &ctx.work_dir,
+        ctx.progress,
+        aux,
+    )
+    .map_err(invalid)?;
+    let out = ctx.output_dir("model")?;
+    export(
+        &trained,
+        &base,
+        &out,
+        p.export_max_len,
+        config.pooling,
+        config.normalize,
+    )
+    .map_err(invalid)?;
+    let saved = out.join("rrra_train.json");
+    std::fs::write(
+        &saved,
+        serde_json::to_string_pretty(&serde_json::json!({"params": p, "config": config}))
+            .expect("config serialises"),
+    )
+    .map_err(|e| rrra_common::Error::io(&saved, e))?;
+    write_rows(&ctx.output("log"), summary.log.iter().cloned())?;
+    let last = summary.log.last().map(|r| r.loss).unwrap_or(f64::NAN);
+    let first = summary.log.first().map(|r| r.loss).unwrap_or(f64::NAN);
+    let sps = summary.log[summary.resumed_at..]
+        .iter()
+        .map(|r| r.samples_per_s)
+        .sum::<f64>()
+        / (summary.steps - summary.resumed_at).max(1) as f64;
+    Ok(StageReport {
+        metrics: [
+            ("examples".to_string(), data.examples.len() as f64),
+            ("steps".to_string(), summary.steps as f64),
+            ("resumed_at_step".to_string(), summary.resumed_at as f64),
+            ("first_loss".to_string(), first),
+            ("final_loss".to_string(), last),
+            ("samples_per_s".to_string(), sps),
+            ("train_seconds".to_string(), summary.seconds),
+        ]
+        .into(),
+        table: None,
+    })
+}
+
+/// The ids behind [`TrainData`]'s indices.
+#[derive(Debug, Clone, Default)]
+pub struct TrainIds {
+    pub queries: Vec<String>,
+    pub docs: Vec<String>,
+}
+
+/// Reads the examples and the texts they name (only those) from the stage's `examples`,
+/// `corpus` and `queries` inputs.
+pub fn load_training_data(ctx: &StageContext<'_>) -> rrra_common::Result<(TrainData, TrainIds)> {
     let examples_path = ctx.input("examples")?;
     let examples: Vec<Example> = read_rows(examples_path)?;
     let mut query_index: HashMap<String, usize> = HashMap::new();
@@ -466,5 +503,16 @@ fn load_training_data(ctx: &StageContext<'_>) -> rrra_common::Result<TrainData> 
             format!("query {id:?} of the examples is not in the queries input"),
         ));
     }
-    Ok(out)
+    let ids = |map: HashMap<String, usize>| {
+        let mut ids = vec![String::new(); map.len()];
+        for (id, i) in map {
+            ids[i] = id;
+        }
+        ids
+    };
+    let ids = TrainIds {
+        queries: ids(query_index),
+        docs: ids(doc_index),
+    };
+    Ok((out, ids))
 }

@@ -3,7 +3,8 @@
 //! negatives (optionally weighted in the denominator) and every other document of the
 //! batch; AdamW with linear warm-up and decay; global gradient-norm clipping; gradient
 //! caching so a large batch costs the memory of one chunk; checkpoints a killed run
-//! resumes from, reaching the same weights as an uninterrupted run.
+//! resumes from, reaching the same weights as an uninterrupted run. An [`Auxiliary`]
+//! objective (RRRA's joint stage 3) can be trained alongside on the same embeddings.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Gradients, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -99,8 +100,37 @@ struct CheckpointState {
 
 const CHECKPOINT: &str = "checkpoint";
 
-/// Fine-tunes the model in `model_dir` on `data` and returns the trained encoder. Checkpoints
-/// go to `work_dir/checkpoint`; if one of the same config is there, training resumes from it.
+/// A second objective trained with the encoder on each batch's embeddings, `L_con + L_aux`
+/// (RRRA's joint stage 3: the adapter's loss through the encoder). An implementation owns
+/// its parameters and optimiser; the encoder's gradient clipping does not touch them.
+pub trait Auxiliary {
+    /// Puts its parameters on the training `device` (an autodiff device), from the
+    /// checkpoint folder `resume` when the encoder resumes from one.
+    fn init(&mut self, device: &Device, resume: Option<&Path>) -> Result<()>;
+    /// The loss of one batch, built on `q` (`[b, d]`, the batch's queries) and `d`
+    /// (`[n, d]`, its documents) so that the encoder receives its gradient.
+    fn loss(&mut self, batch: &BatchView<'_>, q: Tensor<2>, d: Tensor<2>) -> Tensor<1>;
+    /// Takes its parameters' gradients out of `grads` and steps its optimiser;
+    /// `lr_factor` is the encoder's schedule at this step (warm-up then decay, in `[0, 1]`).
+    fn step(&mut self, grads: &mut Gradients, lr_factor: f64);
+    /// Writes its parameters and optimiser state into a checkpoint folder.
+    fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// What an [`Auxiliary`] sees of one batch, as indices into [`TrainData`].
+pub struct BatchView<'a> {
+    /// The query of each row of `q`.
+    pub queries: &'a [usize],
+    /// The document of each row of `d`.
+    pub docs: &'a [usize],
+    /// Per query row, the rows of `d` that are its own: its positive first, then its hard
+    /// negatives.
+    pub own: &'a [std::ops::Range<usize>],
+}
+
+/// Fine-tunes the model in `model_dir` on `data` (with `aux`'s objective added, if given)
+/// and returns the trained encoder. Checkpoints go to `work_dir/checkpoint`; if one of the
+/// same config is there, training resumes from it.
 pub fn train(
     model_dir: &Path,
     backend: Backend,
@@ -108,6 +138,7 @@ pub fn train(
     data: &TrainData,
     work_dir: &Path,
     progress: &dyn Progress,
+    mut aux: Option<&mut dyn Auxiliary>,
 ) -> Result<(Trained, TrainSummary)> {
     validate(config, data)?;
     for file in MODEL_FILES {
@@ -147,7 +178,11 @@ pub fn train(
     let mut log = Vec::with_capacity(total);
     let checkpoint = work_dir.join(CHECKPOINT);
     let mut start = 0;
-    if let Some(state) = read_checkpoint(&checkpoint, config)? {
+    let state = read_checkpoint(&checkpoint, config)?;
+    if let Some(aux) = aux.as_deref_mut() {
+        aux.init(&device, state.as_ref().map(|_| checkpoint.as_path()))?;
+    }
+    if let Some(state) = state {
         let path = checkpoint.join("model.bpk");
         let mut store = BurnpackStore::from_file(&path);
         model
@@ -194,11 +229,12 @@ pub fn train(
             &order[within * config.batch_size..((within + 1) * config.batch_size).min(order.len())];
         let tick = Instant::now();
         let batch = Batch::new(data, rows, config, &positives);
-        let (loss, mut grads) = towers.gradients(&model, &batch, data)?;
+        let lr = learning_rate(config, step, total);
+        let aux_step = aux.as_deref_mut().map(|a| (a, lr / config.lr));
+        let (loss, mut grads) = towers.gradients(&model, &batch, data, aux_step)?;
         if config.max_grad_norm > 0.0 {
             clip_global_norm(&model, &mut grads, config.max_grad_norm);
         }
-        let lr = learning_rate(config, step, total);
         model = optim.step(lr, model, grads);
         log.push(TrainLogRow {
             step: (step + 1) as u32,
@@ -209,7 +245,15 @@ pub fn train(
         });
         let done = step + 1;
         if done == total || (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) {
-            write_checkpoint(&checkpoint, &model, &optim, config, done, &log)?;
+            write_checkpoint(
+                &checkpoint,
+                &model,
+                &optim,
+                config,
+                done,
+                &log,
+                aux.as_deref(),
+            )?;
         }
         task.inc(1);
     }
@@ -301,6 +345,8 @@ struct Batch {
     mask: Vec<bool>,
     /// `[queries, docs]`: log of the weight of each column for each row (0 = weight 1).
     log_weights: Vec<f32>,
+    /// Per row, its own columns: its positive, then its hard negatives.
+    own: Vec<std::ops::Range<usize>>,
 }
 
 impl Batch {
@@ -328,6 +374,16 @@ impl Batch {
                 .map(|w| w[..n].to_vec());
             own.push((first, weights));
         }
+        let ends = labels
+            .iter()
+            .skip(1)
+            .map(|&l| l as usize)
+            .chain([docs.len()]);
+        let ranges = labels
+            .iter()
+            .zip(ends)
+            .map(|(&label, end)| label as usize..end)
+            .collect();
         let (b, n) = (rows.len(), docs.len());
         let mut mask = vec![false; b * n];
         let mut log_weights = vec![0f32; b * n];
@@ -356,6 +412,15 @@ impl Batch {
             labels,
             mask,
             log_weights,
+            own: ranges,
+        }
+    }
+
+    fn view(&self) -> BatchView<'_> {
+        BatchView {
+            queries: &self.queries,
+            docs: &self.docs,
+            own: &self.own,
         }
     }
 
@@ -384,12 +449,14 @@ struct Towers<'a> {
 }
 
 impl Towers<'_> {
-    /// The loss of `batch` and the gradients of the model's parameters.
+    /// The loss of `batch` and the gradients of the model's parameters; `aux`, with the
+    /// step's learning-rate factor, adds its loss and takes its own step.
     fn gradients(
         &self,
         model: &Bert,
         batch: &Batch,
         data: &TrainData,
+        aux: Option<(&mut (dyn Auxiliary + '_), f64)>,
     ) -> Result<(f64, GradientsParams)> {
         let queries: Vec<&str> = batch
             .queries
@@ -399,14 +466,27 @@ impl Towers<'_> {
         let docs: Vec<&str> = batch.docs.iter().map(|&i| data.docs[i].as_str()).collect();
         let c = self.config;
         let chunk = c.chunk_size;
+        // The whole objective on embeddings `q`, `d`: its value and its gradients, after
+        // `aux` has taken its own out and stepped.
+        let objective = |q: Tensor<2>, d: Tensor<2>| {
+            let mut loss = batch.loss(q.clone(), d.clone(), c.temperature);
+            let aux = aux.map(|(a, factor)| {
+                loss = loss.clone() + a.loss(&batch.view(), q, d);
+                (a, factor)
+            });
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            let mut grads = loss.backward();
+            if let Some((a, factor)) = aux {
+                a.step(&mut grads, factor);
+            }
+            (value, grads)
+        };
         if queries.len() <= chunk && docs.len() <= chunk {
             // Everything fits in one pass: plain backpropagation.
             let q = self.embed(model, self.query, &queries)?;
             let d = self.embed(model, self.doc, &docs)?;
-            let loss = batch.loss(q, d, c.temperature);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), model);
-            return Ok((value, grads));
+            let (value, mut grads) = objective(q, d);
+            return Ok((value, GradientsParams::from_module(&mut grads, model)));
         }
         // Gradient caching (Gao et al. 2021): embed without a graph, take the gradient of
         // the loss with respect to the embeddings, then backpropagate it chunk by chunk.
@@ -422,11 +502,9 @@ impl Towers<'_> {
             Tensor::<2>::from_data(TensorData::new(v, [rows, dim]), self.device).require_grad()
         };
         let (q, d) = (leaf(q, queries.len()), leaf(d, docs.len()));
-        let loss = batch.loss(q.clone(), d.clone(), c.temperature);
-        let value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = loss.backward();
-        let rows = |t: &Tensor<2>| -> Result<Vec<f32>> {
-            t.grad(&grads)
+        let (value, mut grads) = objective(q.clone(), d.clone());
+        let mut rows = |t: &Tensor<2>| -> Result<Vec<f32>> {
+            t.grad_remove(&mut grads)
                 .expect("leaf requires grad")
                 .into_data()
                 .try_into_vec::<f32>()
@@ -567,6 +645,7 @@ fn write_checkpoint(
     config: &TrainConfig,
     step: usize,
     log: &[TrainLogRow],
+    aux: Option<&dyn Auxiliary>,
 ) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     if tmp.exists() {
@@ -582,6 +661,9 @@ fn write_checkpoint(
     optim
         .save(&path)
         .map_err(|e| Error::model(&path, format!("cannot write checkpoint: {e}")))?;
+    if let Some(aux) = aux {
+        aux.save(&tmp)?;
+    }
     let state = CheckpointState {
         step,
         config: config.clone(),

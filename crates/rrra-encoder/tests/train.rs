@@ -91,8 +91,16 @@ fn train_and_embed(
     work: &Path,
     progress: &dyn Progress,
 ) -> (Vec<f32>, Vec<f64>) {
-    let (trained, summary) = train(model_dir(), Backend::Cpu, config, &data(), work, progress)
-        .unwrap_or_else(|e| panic!("training: {e}"));
+    let (trained, summary) = train(
+        model_dir(),
+        Backend::Cpu,
+        config,
+        &data(),
+        work,
+        progress,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("training: {e}"));
     let out = tempfile::tempdir().unwrap();
     export_to(&trained, out.path(), config);
     let encoder = Encoder::load(out.path(), EncoderOptions::default()).unwrap();
@@ -122,6 +130,7 @@ fn train_and_export(work: &Path) -> (Trained, tempfile::TempDir) {
         &data(),
         work,
         &Silent,
+        None,
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -277,6 +286,7 @@ fn killed_run_resumes_to_the_same_weights() {
             &data(),
             work.path(),
             &&KILL,
+            None,
         )
     }));
     assert!(killed.is_err(), "the run was not interrupted");

@@ -127,6 +127,7 @@ registry![
     rrra_resample::ResampleRrra,
     rrra_adapter::TrainAdapter,
     rrra_adapter::ScoreAdapter,
+    rrra_joint::TrainJoint,
     rrra_rerank::RerankAdapter,
     rrra_rerank::RerankNone,
     rrra_eval::stages::EvalTrec,

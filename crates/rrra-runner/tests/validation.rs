@@ -217,3 +217,20 @@ stages:
         "{shown}"
     );
 }
+
+#[test]
+fn every_shipped_pipeline_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "pipelines found: {files:?}");
+    for file in files {
+        if let Err(e) = Pipeline::load(&file) {
+            panic!("{} does not validate: {e}", file.display());
+        }
+    }
+}

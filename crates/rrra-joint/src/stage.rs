@@ -1,0 +1,151 @@
+//! The `train.joint` stage: `train.biencoder`'s inputs plus a stage-2 adapter and the
+//! mined candidates it was labelled on; outputs the encoder (`model`), its `log`, and the
+//! jointly trained `adapter`.
+
+use std::collections::HashMap;
+
+use rrra_adapter::stages::{SavedAdapter, labelled_pool, save_adapter};
+use rrra_common::artifact::read_rows;
+use rrra_common::records::Candidate;
+use rrra_common::schema::ArtifactKind::{
+    Adapter, Candidates, Corpus, Examples, Model, Queries, TrainLog,
+};
+use rrra_common::stage::{Port, Stage, StageContext, StageReport};
+use rrra_common::{Error, Result};
+use rrra_encoder::stages::{TrainParams, fine_tune, load_training_data};
+use serde::{Deserialize, Serialize};
+
+use crate::JointAdapter;
+
+/// Params of `train.joint`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JointParams {
+    /// λ in `L_con + λ · L_adapter`: how much the adapter's loss moves the encoder.
+    pub weight: f64,
+    /// The adapter's peak learning rate (it follows the encoder's warm-up and decay);
+    /// absent: the one it was trained with in stage 2.
+    pub adapter_lr: Option<f64>,
+    /// The encoder's training, as `train.biencoder`'s params.
+    pub encoder: TrainParams,
+}
+
+impl Default for JointParams {
+    fn default() -> Self {
+        JointParams {
+            weight: 1.0,
+            adapter_lr: None,
+            encoder: TrainParams::default(),
+        }
+    }
+}
+
+/// `train.joint`: stage 3 with the adapter trained alongside the encoder.
+pub struct TrainJoint;
+
+impl Stage for TrainJoint {
+    type Params = JointParams;
+    const KIND: &'static str = "train.joint";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str =
+        "fine-tune the bi-encoder and the adapter together (L_con + weight * L_adapter)";
+    const SEEDED: bool = true;
+
+    fn inputs() -> &'static [Port] {
+        const {
+            &[
+                Port::required("examples", Examples),
+                Port::required("corpus", Corpus),
+                Port::required("queries", Queries),
+                Port::optional("model", Model),
+                Port::required("adapter", Adapter),
+                Port::required("candidates", Candidates),
+            ]
+        }
+    }
+    fn outputs() -> &'static [Port] {
+        const {
+            &[
+                Port::required("model", Model),
+                Port::required("log", TrainLog),
+                Port::required("adapter", Adapter),
+            ]
+        }
+    }
+    fn check(p: &JointParams) -> Result<(), String> {
+        if !(p.weight >= 0.0 && p.weight.is_finite()) {
+            return Err(format!(
+                "param weight must be finite and >= 0, got {}",
+                p.weight
+            ));
+        }
+        if let Some(lr) = p.adapter_lr
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            return Err(format!("param adapter_lr must be finite and > 0, got {lr}"));
+        }
+        p.encoder.check().map_err(|e| format!("encoder: {e}"))
+    }
+    fn sources(p: &JointParams) -> Vec<std::path::PathBuf> {
+        p.encoder.sources()
+    }
+
+    fn run(p: &JointParams, ctx: &StageContext<'_>) -> Result<StageReport> {
+        let (data, ids) = load_training_data(ctx)?;
+        let start = ctx.input("adapter")?;
+        let saved = SavedAdapter::read(start)?;
+        let stage2 = saved.trained_with(start)?;
+        // The labels the adapter was trained with, keyed by the training data's indices.
+        let (rows, labels) = labelled_pool(
+            read_rows::<Candidate>(ctx.input("candidates")?)?,
+            stage2.k_p,
+            stage2.pool,
+        )?;
+        let mut counts = [0; 4];
+        for &c in &labels {
+            counts[c as usize] += 1;
+        }
+        let index = |ids: &[String]| -> HashMap<String, usize> {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect()
+        };
+        let (queries, docs) = (index(&ids.queries), index(&ids.docs));
+        let classes = rows
+            .iter()
+            .zip(labels)
+            .filter_map(|(c, class)| {
+                Some(((*queries.get(&c.query_id)?, *docs.get(&c.doc_id)?), class))
+            })
+            .collect();
+        let mut aux = JointAdapter::new(
+            start,
+            saved.clone(),
+            classes,
+            counts,
+            p.weight,
+            p.adapter_lr,
+        )?;
+        let mut report = fine_tune(&p.encoder, ctx, &data, Some(&mut aux))?;
+        let (net, saved, losses) = aux.finish().ok_or_else(|| {
+            Error::Invalid("joint training ran no step; expected at least one example".into())
+        })?;
+        save_adapter(&ctx.output_dir("adapter")?, &net, &saved)?;
+        let per_epoch = data.examples.len().div_ceil(p.encoder.batch_size);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        report.metrics.extend([
+            ("adapter_weight".to_string(), p.weight),
+            (
+                "adapter_loss_first_epoch".to_string(),
+                mean(&losses[..per_epoch.min(losses.len())]),
+            ),
+            (
+                "adapter_loss_last_epoch".to_string(),
+                mean(&losses[losses.len().saturating_sub(per_epoch)..]),
+            ),
+            ("adapter_parameters".to_string(), net.parameters() as f64),
+        ]);
+        Ok(report)
+    }
+}
