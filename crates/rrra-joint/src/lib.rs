@@ -2,7 +2,7 @@
 //! adapter trained together, `L = L_con + λ · L_adapter`, as the stage `train.joint`.
 //!
 //! The adapter starts from a stage-2 adapter (`train.adapter`) and keeps its loss settings
-//! (class weights, `L_norm`, `L_pull`, the TP/FN/FP/TN labels of its mined candidates). On
+//! (`L_norm`, `L_pull`, balanced classes, the TP/FN/FP/TN labels of its mined candidates). On
 //! every encoder batch it is applied to each example's own pairs (query with its positive
 //! and its hard negatives), on the batch's live embeddings. Its parameters take the
 //! gradient of `L_adapter` itself; the encoder takes `λ` times the gradient `L_adapter`
@@ -26,7 +26,7 @@ use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, load_adapter_on};
 use rrra_adapter::train::{TrainConfig as AdapterConfig, class_weights, loss};
 use rrra_encoder::Error;
-use rrra_encoder::train::{Auxiliary, BatchView};
+use rrra_encoder::train::{Auxiliary, BatchView, TrainData};
 
 mod stage;
 pub use stage::{JointParams, TrainJoint};
@@ -56,13 +56,16 @@ const OPTIM: &str = "adapter-optim.bpk";
 
 impl JointAdapter {
     /// Joint training from the stage-2 adapter in folder `start` (its `adapter.json` is
-    /// `saved`), with the classes of the training pairs and the class counts of the
-    /// labelled pool the adapter was trained on.
+    /// `saved`) on the pairs of `data` (each example's positive and first `max_negatives`
+    /// negatives), whose classes `classes` gives. Class weights are balanced over those
+    /// pairs (when stage 2 balanced them), not over stage 2's pool: a batch holds one
+    /// positive per example where the pool held one in a hundred.
     pub fn new(
         start: &Path,
         saved: SavedAdapter,
         classes: HashMap<(usize, usize), Class>,
-        counts: [usize; 4],
+        data: &TrainData,
+        max_negatives: usize,
         weight: f64,
         lr: Option<f64>,
     ) -> rrra_common::Result<Self> {
@@ -74,10 +77,10 @@ impl JointAdapter {
             summary: None,
             ..saved
         };
-        Ok(JointAdapter {
+        let mut joint = JointAdapter {
             start: start.to_path_buf(),
             lr: lr.unwrap_or(config.lr),
-            class_weights: class_weights(counts, config.balanced),
+            class_weights: [0.0; 4],
             optim: AdamWConfig::new()
                 .with_weight_decay(config.weight_decay as f32)
                 .init(),
@@ -87,7 +90,21 @@ impl JointAdapter {
             classes,
             net: None,
             losses: Vec::new(),
-        })
+        };
+        let mut counts = [0; 4];
+        for e in &data.examples {
+            counts[joint.class(e.query, e.positive, true) as usize] += 1;
+            for &n in e.negatives.iter().take(max_negatives) {
+                counts[joint.class(e.query, n, false) as usize] += 1;
+            }
+        }
+        joint.class_weights = class_weights(counts, joint.config.balanced);
+        Ok(joint)
+    }
+
+    /// The cross-entropy weight of each class, in [`Class`] order.
+    pub fn class_weights(&self) -> [f64; 4] {
+        self.class_weights
     }
 
     /// The trained adapter (after training) and what `adapter.json` should say of it.

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, labelled_pool, save_adapter};
 use rrra_common::artifact::read_rows;
 use rrra_common::records::Candidate;
@@ -46,7 +47,8 @@ pub struct TrainJoint;
 impl Stage for TrainJoint {
     type Params = JointParams;
     const KIND: &'static str = "train.joint";
-    const VERSION: u32 = 1;
+    // 2: class weights balanced over the joint pairs, not stage 2's pool.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "fine-tune the bi-encoder and the adapter together (L_con + weight * L_adapter)";
     const SEEDED: bool = true;
@@ -101,10 +103,6 @@ impl Stage for TrainJoint {
             stage2.k_p,
             stage2.pool,
         )?;
-        let mut counts = [0; 4];
-        for &c in &labels {
-            counts[c as usize] += 1;
-        }
         let index = |ids: &[String]| -> HashMap<String, usize> {
             ids.iter()
                 .enumerate()
@@ -123,10 +121,12 @@ impl Stage for TrainJoint {
             start,
             saved.clone(),
             classes,
-            counts,
+            &data,
+            p.encoder.max_negatives,
             p.weight,
             p.adapter_lr,
         )?;
+        let weights = aux.class_weights();
         let mut report = fine_tune(&p.encoder, ctx, &data, Some(&mut aux))?;
         let (net, saved, losses) = aux.finish().ok_or_else(|| {
             Error::Invalid("joint training ran no step; expected at least one example".into())
@@ -146,6 +146,12 @@ impl Stage for TrainJoint {
             ),
             ("adapter_parameters".to_string(), net.parameters() as f64),
         ]);
+        for class in Class::ALL {
+            report.metrics.insert(
+                format!("adapter_class_weight_{}", class.name()),
+                weights[class as usize],
+            );
+        }
         Ok(report)
     }
 }

@@ -63,13 +63,13 @@ fn data() -> TrainData {
 
 /// The classes of `data()`'s pairs: positives TP (even queries) or FN, the near misses FP;
 /// the off-topic negatives are left out (TN by default).
-fn classes() -> (HashMap<(usize, usize), Class>, [usize; 4]) {
+fn classes() -> HashMap<(usize, usize), Class> {
     let mut out = HashMap::new();
     for i in 0..5 {
         out.insert((i, i), if i % 2 == 0 { Class::Tp } else { Class::Fn });
         out.insert((i, 5 + i), Class::Fp);
     }
-    (out, [3, 2, 5, 5])
+    out
 }
 
 fn config(chunk_size: usize) -> TrainConfig {
@@ -110,8 +110,17 @@ fn stage2(dir: &Path) -> SavedAdapter {
 }
 
 fn joint(start: &Path, weight: f64) -> JointAdapter {
-    let (classes, counts) = classes();
-    JointAdapter::new(start, stage2(start), classes, counts, weight, Some(1e-3)).unwrap()
+    let (saved, max_negatives) = (stage2(start), config(64).max_negatives);
+    JointAdapter::new(
+        start,
+        saved,
+        classes(),
+        &data(),
+        max_negatives,
+        weight,
+        Some(1e-3),
+    )
+    .unwrap()
 }
 
 /// What a run gives: embeddings of a few texts by the exported encoder, the step losses,
@@ -179,6 +188,22 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+#[test]
+fn class_weights_balance_the_pairs_joint_training_sees() {
+    let start = tempfile::tempdir().unwrap();
+    // 5 examples x (positive + 2 negatives): TP 3, FN 2, FP 5, TN 5 of 15 pairs.
+    let w = joint(start.path(), 1.0).class_weights();
+    let counts = [3.0, 2.0, 5.0, 5.0];
+    for (k, (&w, n)) in w.iter().zip(counts).enumerate() {
+        assert!(
+            (w - 15.0 / (4.0 * n)).abs() < 1e-12,
+            "class {k}: weight {w}"
+        );
+    }
+    let mean: f64 = w.iter().zip(counts).map(|(w, n)| w * n).sum::<f64>() / 15.0;
+    assert!((mean - 1.0).abs() < 1e-12);
 }
 
 #[test]
