@@ -330,7 +330,8 @@ pub struct EvalFnDetection;
 impl Stage for EvalFnDetection {
     type Params = FnDetectionParams;
     const KIND: &'static str = "eval.fn_detection";
-    const VERSION: u32 = 1;
+    // 2: a blank line between the table and the sentence under it.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "false-negative detection: ROC-AUC, P@k, R@k of hidden relevant docs among mined negatives";
 
@@ -412,10 +413,9 @@ impl Stage for EvalFnDetection {
             format!("P@{}", p.k),
             format!("R@{}", p.k),
         ];
-        let mut text = text_table(&header, &table);
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
+        // The sentence after the table, a blank line apart (Markdown ends the table there).
+        let mut text = text_table(&header, &table).trim_end().to_string();
+        text.push_str("\n\n");
         text.push_str(&format!(
             "{} of {} hidden relevant documents are among {} pooled negatives of {} queries\n",
             d.pooled_hidden, d.hidden_total, d.pooled, d.queries

@@ -1,6 +1,6 @@
 //! The `train.joint` stage: `train.biencoder`'s inputs plus a stage-2 adapter and the
-//! mined candidates it was labelled on; outputs the encoder (`model`), its `log`, and the
-//! jointly trained `adapter`.
+//! mined candidates it was labelled on; outputs the encoder (`model`), its `log` (each
+//! step's `L_con + L_adapter`), and the jointly trained `adapter`.
 
 use std::collections::HashMap;
 
