@@ -297,6 +297,15 @@ impl SavedAdapter {
             .map_err(|e| Error::file(&path, format!("expected an adapter.json: {e}")))
     }
 
+    /// The weights of folder `dir` (which this `adapter.json` describes), on `device`.
+    pub fn load_net(&self, dir: &Path, device: &Device) -> Result<AdapterNet> {
+        let mut net = AdapterNet::new(&self.shape, 0, device);
+        let path = dir.join(WEIGHTS);
+        net.load_from(&mut BurnpackStore::from_file(&path))
+            .map_err(|e| Error::file(&path, format!("cannot load adapter weights: {e}")))?;
+        Ok(net)
+    }
+
     /// The params it was trained with (`dir` is its folder, for the error).
     pub fn trained_with(&self, dir: &Path) -> Result<&TrainAdapterParams> {
         self.params.as_ref().ok_or_else(|| {
@@ -308,19 +317,9 @@ impl SavedAdapter {
     }
 }
 
-/// Loads an adapter folder (as `train.adapter` writes it) onto `device`.
-pub fn load_adapter_on(dir: &Path, device: &Device) -> Result<(AdapterNet, SavedAdapter)> {
-    let saved = SavedAdapter::read(dir)?;
-    let mut net = AdapterNet::new(&saved.shape, 0, device);
-    let path = dir.join(WEIGHTS);
-    net.load_from(&mut BurnpackStore::from_file(&path))
-        .map_err(|e| Error::file(&path, format!("cannot load adapter weights: {e}")))?;
-    Ok((net, saved))
-}
-
-/// Loads an adapter folder onto the CPU.
+/// Loads an adapter folder (as `train.adapter` writes it) onto the CPU.
 pub fn load_adapter(dir: &Path) -> Result<AdapterNet> {
-    Ok(load_adapter_on(dir, &Device::flex())?.0)
+    SavedAdapter::read(dir)?.load_net(dir, &Device::flex())
 }
 
 /// Params of `score.adapter`.

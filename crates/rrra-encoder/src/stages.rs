@@ -428,11 +428,11 @@ pub fn fine_tune(
     })
 }
 
-/// The ids behind [`TrainData`]'s indices.
+/// The index in [`TrainData`] of each query and document id.
 #[derive(Debug, Clone, Default)]
 pub struct TrainIds {
-    pub queries: Vec<String>,
-    pub docs: Vec<String>,
+    pub queries: HashMap<String, usize>,
+    pub docs: HashMap<String, usize>,
 }
 
 /// Reads the examples and the texts they name (only those) from the stage's `examples`,
@@ -503,16 +503,9 @@ pub fn load_training_data(ctx: &StageContext<'_>) -> rrra_common::Result<(TrainD
             format!("query {id:?} of the examples is not in the queries input"),
         ));
     }
-    let ids = |map: HashMap<String, usize>| {
-        let mut ids = vec![String::new(); map.len()];
-        for (id, i) in map {
-            ids[i] = id;
-        }
-        ids
-    };
     let ids = TrainIds {
-        queries: ids(query_index),
-        docs: ids(doc_index),
+        queries: query_index,
+        docs: doc_index,
     };
     Ok((out, ids))
 }

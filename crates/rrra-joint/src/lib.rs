@@ -23,7 +23,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use rrra_adapter::AdapterNet;
 use rrra_adapter::labels::Class;
-use rrra_adapter::stages::{SavedAdapter, load_adapter_on};
+use rrra_adapter::stages::SavedAdapter;
 use rrra_adapter::train::{TrainConfig as AdapterConfig, class_weights, loss};
 use rrra_encoder::Error;
 use rrra_encoder::train::{Auxiliary, BatchView, TrainData};
@@ -124,8 +124,10 @@ impl JointAdapter {
 impl Auxiliary for JointAdapter {
     fn init(&mut self, device: &Device, resume: Option<&Path>) -> rrra_encoder::Result<()> {
         let bad = |path: &Path, e: String| Error::model(path, e);
-        let (mut net, _) =
-            load_adapter_on(&self.start, device).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut net = self
+            .saved
+            .load_net(&self.start, device)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         if let Some(dir) = resume {
             let path = dir.join(WEIGHTS);
             net.load_from(&mut BurnpackStore::from_file(&path))

@@ -2,8 +2,6 @@
 //! mined candidates it was labelled on; outputs the encoder (`model`), its `log` (each
 //! step's `L_con + L_adapter`), and the jointly trained `adapter`.
 
-use std::collections::HashMap;
-
 use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, labelled_pool, save_adapter};
 use rrra_common::artifact::read_rows;
@@ -103,18 +101,12 @@ impl Stage for TrainJoint {
             stage2.k_p,
             stage2.pool,
         )?;
-        let index = |ids: &[String]| -> HashMap<String, usize> {
-            ids.iter()
-                .enumerate()
-                .map(|(i, id)| (id.clone(), i))
-                .collect()
-        };
-        let (queries, docs) = (index(&ids.queries), index(&ids.docs));
         let classes = rows
             .iter()
             .zip(labels)
             .filter_map(|(c, class)| {
-                Some(((*queries.get(&c.query_id)?, *docs.get(&c.doc_id)?), class))
+                let at = (*ids.queries.get(&c.query_id)?, *ids.docs.get(&c.doc_id)?);
+                Some((at, class))
             })
             .collect();
         let mut aux = JointAdapter::new(
