@@ -12,8 +12,7 @@
 //! [`Error::Input`] and say "record N (1-based)", plus serde_json's line and column.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead as _;
 use std::path::Path;
 
 use rrra_common::{Error, Result};
@@ -60,8 +59,7 @@ pub fn read_dpr_biencoder(
     path: &Path,
     mut sink: impl FnMut(DprRecord) -> Result<()>,
 ) -> Result<u64> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut reader = crate::open::open_text(path)?;
     if reader
         .fill_buf()
         .map_err(|e| Error::io(path, e))?

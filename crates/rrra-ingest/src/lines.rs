@@ -1,9 +1,10 @@
 //! Streaming line access shared by the line-oriented readers: one reused byte buffer, UTF-8
 //! checked per line (so the error names the line), `\n` or `\r\n` endings, blank lines
-//! skipped, and a missing final newline accepted. Also the field splitters of the text formats.
+//! skipped, and a missing final newline accepted; gzip and a leading byte-order mark are
+//! handled by [`open_text`](crate::open::open_text). Also the field splitters of the text
+//! formats.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 use rrra_common::{Error, Result};
@@ -11,17 +12,16 @@ use rrra_common::{Error, Result};
 /// Reads a file line by line; memory is one line.
 pub(crate) struct Lines<'p> {
     path: &'p Path,
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     text: String,
     line: u64,
 }
 
 impl<'p> Lines<'p> {
     pub(crate) fn open(path: &'p Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
         Ok(Lines {
             path,
-            reader: BufReader::with_capacity(1 << 16, file),
+            reader: crate::open::open_text(path)?,
             text: String::new(),
             line: 0,
         })

@@ -52,7 +52,7 @@ pub fn read_dpr_qa_tsv(path: &Path, mut sink: impl FnMut(Query) -> Result<()>) -
 }
 
 /// Splits one line into tab-separated fields with CSV quoting (Python `csv`, excel-tab).
-fn split_csv_tsv(line: &str) -> std::result::Result<Vec<Cow<'_, str>>, String> {
+pub(crate) fn split_csv_tsv(line: &str) -> std::result::Result<Vec<Cow<'_, str>>, String> {
     let mut fields = Vec::with_capacity(2);
     let mut rest = line;
     loop {

@@ -13,6 +13,9 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::mapped::{QrelFields, QueryFields, Table, TableFormat};
+use crate::source::{Source, local_sources};
+use crate::trec::TopicField;
 use crate::{HideSpec, IdIndex, QueryIds, SmartQrels};
 
 /// What to do with a judgement of a document the corpus lacks (samples of a collection, such
@@ -27,12 +30,12 @@ pub enum UnknownDocs {
     Keep,
 }
 
-fn spinner(ctx: &StageContext<'_>, label: &str) -> Box<dyn Task> {
+pub(crate) fn spinner(ctx: &StageContext<'_>, label: &str) -> Box<dyn Task> {
     ctx.progress.task(label, None)
 }
 
 /// Copies records from a reader into a Parquet sink, reporting progress.
-fn sink_into<R: rrra_common::table::Row>(
+pub(crate) fn sink_into<R: rrra_common::table::Row>(
     sink: &mut ParquetSink<R>,
     task: &dyn Task,
 ) -> impl FnMut(R) -> Result<()> {
@@ -42,7 +45,7 @@ fn sink_into<R: rrra_common::table::Row>(
     }
 }
 
-fn report(rows: &[(&str, u64)]) -> StageReport {
+pub(crate) fn report(rows: &[(&str, u64)]) -> StageReport {
     StageReport {
         metrics: rows
             .iter()
@@ -58,7 +61,7 @@ fn report(rows: &[(&str, u64)]) -> StageReport {
 #[serde(default, deny_unknown_fields)]
 pub struct BeirParams {
     /// The data set folder holding `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
-    pub path: PathBuf,
+    pub path: Source,
     pub split: String,
     /// Keep every query, not only those judged in `split` (BEIR keeps judged ones).
     pub all_queries: bool,
@@ -67,7 +70,7 @@ pub struct BeirParams {
 impl Default for BeirParams {
     fn default() -> Self {
         BeirParams {
-            path: PathBuf::new(),
+            path: Source::default(),
             split: "test".into(),
             all_queries: false,
         }
@@ -75,11 +78,11 @@ impl Default for BeirParams {
 }
 
 impl BeirParams {
-    fn files(&self) -> [PathBuf; 3] {
+    fn files(&self, folder: &Path) -> [PathBuf; 3] {
         [
-            self.path.join("corpus.jsonl"),
-            self.path.join("queries.jsonl"),
-            self.path.join("qrels").join(format!("{}.tsv", self.split)),
+            folder.join("corpus.jsonl"),
+            folder.join("queries.jsonl"),
+            folder.join("qrels").join(format!("{}.tsv", self.split)),
         ]
     }
 }
@@ -106,17 +109,20 @@ impl Stage for IngestBeir {
         }
     }
     fn check(p: &BeirParams) -> Result<(), String> {
-        if p.path.as_os_str().is_empty() {
+        if p.path.is_empty() {
             return Err("param path is required (the BEIR data set folder)".into());
         }
-        Ok(())
+        p.path.check("path")
     }
     fn sources(p: &BeirParams) -> Vec<PathBuf> {
-        p.files().to_vec()
+        p.path
+            .local()
+            .map(|f| p.files(f).to_vec())
+            .unwrap_or_default()
     }
 
     fn run(p: &BeirParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let [corpus_file, queries_file, qrels_file] = p.files().map(|f| ctx.resolve(&f));
+        let [corpus_file, queries_file, qrels_file] = p.files(&p.path.resolve(ctx)?);
         let mut docs = IdIndex::new();
         let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
         let task = spinner(ctx, "corpus");
@@ -170,11 +176,11 @@ impl Stage for IngestBeir {
 #[serde(default, deny_unknown_fields)]
 pub struct MsmarcoParams {
     /// `collection.tsv` (pid, passage).
-    pub collection: PathBuf,
+    pub collection: Source,
     /// `queries.*.tsv` (qid, query).
-    pub queries: PathBuf,
+    pub queries: Source,
     /// Qrels in TREC form (`qid iter pid grade`, tabs or spaces).
-    pub qrels: PathBuf,
+    pub qrels: Source,
     pub unknown_docs: UnknownDocs,
 }
 
@@ -201,7 +207,7 @@ impl Stage for IngestMsmarco {
         ])
     }
     fn sources(p: &MsmarcoParams) -> Vec<PathBuf> {
-        vec![p.collection.clone(), p.queries.clone(), p.qrels.clone()]
+        local_sources([&p.collection, &p.queries, &p.qrels])
     }
 
     fn run(p: &MsmarcoParams, ctx: &StageContext<'_>) -> Result<StageReport> {
@@ -209,15 +215,15 @@ impl Stage for IngestMsmarco {
         let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
         let task = spinner(ctx, "collection");
         let n_docs = crate::read_msmarco_collection(
-            &ctx.resolve(&p.collection),
+            &p.collection.resolve(ctx)?,
             Some(&mut docs),
             sink_into(&mut corpus, &*task),
         )?;
         corpus.finish()?;
         drop(task);
-        let n_queries = write_queries(ctx, &ctx.resolve(&p.queries), QueryFormat::Msmarco)?;
+        let n_queries = write_queries(ctx, &p.queries.resolve(ctx)?, &QueriesParams::default())?;
         let known = (p.unknown_docs == UnknownDocs::Error).then_some(&docs);
-        let n_qrels = write_qrels(ctx, &ctx.resolve(&p.qrels), known)?;
+        let n_qrels = write_qrels(ctx, &p.qrels.resolve(ctx)?, known, &QrelsParams::default())?;
         Ok(report(&[
             ("docs", n_docs),
             ("queries", n_queries),
@@ -226,11 +232,15 @@ impl Stage for IngestMsmarco {
     }
 }
 
-fn required(params: &[(&str, &Path)]) -> Result<(), String> {
-    match params.iter().find(|(_, p)| p.as_os_str().is_empty()) {
-        Some((name, _)) => Err(format!("param {name} is required")),
-        None => Ok(()),
+/// Each param given and, when it is a download, well formed.
+pub(crate) fn required(params: &[(&str, &Source)]) -> Result<(), String> {
+    for (name, source) in params {
+        if source.is_empty() {
+            return Err(format!("param {name} is required"));
+        }
+        source.check(name)?;
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- ingest.queries / ingest.qrels
@@ -246,33 +256,100 @@ pub enum QueryFormat {
     Beir,
     /// DPR `*.qa.tsv` (question, Python list of answers).
     DprQa,
+    /// TREC topics (`<top>`, `<num>`, `<title>`, `<desc>`, `<narr>`); `topic_fields`
+    /// chooses the fields that form the query text.
+    TrecTopics,
+    /// JSON Lines with the field mapping `fields`.
+    Jsonl,
+    /// CSV with the field mapping `fields` (column names from the header, see `header`).
+    Csv,
+    /// TSV with the field mapping `fields`.
+    Tsv,
+    /// Parquet with the field mapping `fields`.
+    Parquet,
 }
 
-fn write_queries(ctx: &StageContext<'_>, file: &Path, format: QueryFormat) -> Result<u64> {
+pub(crate) fn write_queries(ctx: &StageContext<'_>, file: &Path, p: &QueriesParams) -> Result<u64> {
     let mut sink = ParquetSink::<Query>::create(&ctx.output("queries"))?;
     let mut ids = IdIndex::new();
     let push = |q: Query| sink.push(q);
-    let n = match format {
+    let table = |format| Table {
+        format,
+        header: p.header,
+    };
+    let n = match p.format {
         QueryFormat::Msmarco => crate::read_msmarco_queries(file, Some(&mut ids), push)?,
         QueryFormat::Beir => crate::read_beir_queries(file, Some(&mut ids), push)?,
         QueryFormat::DprQa => crate::read_dpr_qa_tsv(file, push)?,
+        QueryFormat::TrecTopics => {
+            crate::read_trec_topics(file, &p.topic_fields, Some(&mut ids), push)?
+        }
+        QueryFormat::Jsonl | QueryFormat::Csv | QueryFormat::Tsv | QueryFormat::Parquet => {
+            let format = match p.format {
+                QueryFormat::Jsonl => TableFormat::Jsonl,
+                QueryFormat::Csv => TableFormat::Csv,
+                QueryFormat::Tsv => TableFormat::Tsv,
+                _ => TableFormat::Parquet,
+            };
+            crate::read_mapped_queries(file, table(format), &p.fields, Some(&mut ids), push)?
+        }
     };
     sink.finish()?;
     Ok(n)
 }
 
-fn write_qrels(ctx: &StageContext<'_>, file: &Path, known: Option<&IdIndex>) -> Result<u64> {
+pub(crate) fn write_qrels(
+    ctx: &StageContext<'_>,
+    file: &Path,
+    known: Option<&IdIndex>,
+    p: &QrelsParams,
+) -> Result<u64> {
     let mut sink = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
-    let n = crate::read_qrels(file, known, |q| sink.push(q))?;
+    let push = |q: Qrel| sink.push(q);
+    let n = match p.format {
+        QrelsFormat::Auto => crate::read_qrels(file, known, push)?,
+        QrelsFormat::Jsonl | QrelsFormat::Csv | QrelsFormat::Tsv | QrelsFormat::Parquet => {
+            let format = match p.format {
+                QrelsFormat::Jsonl => TableFormat::Jsonl,
+                QrelsFormat::Csv => TableFormat::Csv,
+                QrelsFormat::Tsv => TableFormat::Tsv,
+                _ => TableFormat::Parquet,
+            };
+            let table = Table {
+                format,
+                header: p.header,
+            };
+            crate::read_mapped_qrels(file, table, &p.fields, known, push)?
+        }
+    };
     sink.finish()?;
     Ok(n)
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueriesParams {
-    pub path: PathBuf,
+    pub path: Source,
     pub format: QueryFormat,
+    /// Field names for `jsonl`, `csv`, `tsv` and `parquet`.
+    pub fields: QueryFields,
+    /// Whether a `csv`/`tsv` file starts with a header naming its columns (else fields
+    /// are 1-based column numbers).
+    pub header: bool,
+    /// For `trec_topics`: the fields whose text, joined, is the query.
+    pub topic_fields: Vec<TopicField>,
+}
+
+impl Default for QueriesParams {
+    fn default() -> Self {
+        QueriesParams {
+            path: Source::default(),
+            format: QueryFormat::default(),
+            fields: QueryFields::default(),
+            header: true,
+            topic_fields: vec![TopicField::Title],
+        }
+    }
 }
 
 /// `ingest.queries`: one query file.
@@ -282,7 +359,7 @@ impl Stage for IngestQueries {
     type Params = QueriesParams;
     const KIND: &'static str = "ingest.queries";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "a query file: msmarco TSV, BEIR jsonl or DPR qa.tsv";
+    const ABOUT: &'static str = "a query file: msmarco TSV, BEIR jsonl, DPR qa.tsv, TREC topics, or mapped jsonl/csv/tsv/parquet";
 
     fn inputs() -> &'static [Port] {
         &[]
@@ -291,23 +368,60 @@ impl Stage for IngestQueries {
         const { &[Port::required("queries", Queries)] }
     }
     fn check(p: &QueriesParams) -> Result<(), String> {
+        if p.format == QueryFormat::TrecTopics && p.topic_fields.is_empty() {
+            return Err("param topic_fields must name at least one of title, desc, narr".into());
+        }
         required(&[("path", &p.path)])
     }
     fn sources(p: &QueriesParams) -> Vec<PathBuf> {
-        vec![p.path.clone()]
+        local_sources([&p.path])
     }
     fn run(p: &QueriesParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let n = write_queries(ctx, &ctx.resolve(&p.path), p.format)?;
+        let n = write_queries(ctx, &p.path.resolve(ctx)?, p)?;
         Ok(report(&[("queries", n)]))
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The qrels file formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QrelsFormat {
+    /// TREC 4-column or BEIR TSV with header, told apart by the first line.
+    #[default]
+    Auto,
+    /// JSON Lines with the field mapping `fields`.
+    Jsonl,
+    /// CSV with the field mapping `fields`.
+    Csv,
+    /// TSV with the field mapping `fields`.
+    Tsv,
+    /// Parquet with the field mapping `fields`.
+    Parquet,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QrelsParams {
-    pub path: PathBuf,
+    pub path: Source,
     /// Applies when a corpus is connected: judgements of documents it lacks.
     pub unknown_docs: UnknownDocs,
+    pub format: QrelsFormat,
+    /// Field names for `jsonl`, `csv`, `tsv` and `parquet` (`relevance: null`: all 1).
+    pub fields: QrelFields,
+    /// Whether a `csv`/`tsv` file starts with a header naming its columns.
+    pub header: bool,
+}
+
+impl Default for QrelsParams {
+    fn default() -> Self {
+        QrelsParams {
+            path: Source::default(),
+            unknown_docs: UnknownDocs::default(),
+            format: QrelsFormat::default(),
+            fields: QrelFields::default(),
+            header: true,
+        }
+    }
 }
 
 /// `ingest.qrels`: a TREC or BEIR qrels file, checked against a corpus when one is connected.
@@ -317,7 +431,8 @@ impl Stage for IngestQrels {
     type Params = QrelsParams;
     const KIND: &'static str = "ingest.qrels";
     const VERSION: u32 = 1;
-    const ABOUT: &'static str = "a qrels file (TREC 4-column or BEIR TSV)";
+    const ABOUT: &'static str =
+        "a qrels file (TREC 4-column, BEIR TSV, or mapped jsonl/csv/tsv/parquet)";
 
     fn inputs() -> &'static [Port] {
         const { &[Port::optional("corpus", Corpus)] }
@@ -329,7 +444,7 @@ impl Stage for IngestQrels {
         required(&[("path", &p.path)])
     }
     fn sources(p: &QrelsParams) -> Vec<PathBuf> {
-        vec![p.path.clone()]
+        local_sources([&p.path])
     }
     fn run(p: &QrelsParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let known = match (ctx.optional_input("corpus"), p.unknown_docs) {
@@ -345,7 +460,7 @@ impl Stage for IngestQrels {
             }
             _ => None,
         };
-        let n = write_qrels(ctx, &ctx.resolve(&p.path), known.as_ref())?;
+        let n = write_qrels(ctx, &p.path.resolve(ctx)?, known.as_ref(), p)?;
         Ok(report(&[("qrels", n)]))
     }
 }
@@ -355,7 +470,7 @@ impl Stage for IngestQrels {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunParams {
-    pub path: PathBuf,
+    pub path: Source,
 }
 
 /// `ingest.trec_run`: a TREC run file from another system, to evaluate or compare against.
@@ -377,11 +492,11 @@ impl Stage for IngestTrecRun {
         required(&[("path", &p.path)])
     }
     fn sources(p: &RunParams) -> Vec<PathBuf> {
-        vec![p.path.clone()]
+        local_sources([&p.path])
     }
     fn run(p: &RunParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
-        let n = crate::read_trec_run(&ctx.resolve(&p.path), |r| sink.push(r))?;
+        let n = crate::read_trec_run(&p.path.resolve(ctx)?, |r| sink.push(r))?;
         sink.finish()?;
         Ok(report(&[("rows", n)]))
     }
@@ -392,8 +507,8 @@ impl Stage for IngestTrecRun {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DprParams {
-    /// A DPR biencoder JSON file (`biencoder-nq-*.json`).
-    pub path: PathBuf,
+    /// A DPR biencoder JSON file (`biencoder-nq-*.json`, or its `.gz`).
+    pub path: Source,
 }
 
 /// `ingest.dpr`: DPR biencoder JSON. Queries are the questions (ids = 0-based record index,
@@ -417,10 +532,10 @@ impl Stage for IngestDpr {
         required(&[("path", &p.path)])
     }
     fn sources(p: &DprParams) -> Vec<PathBuf> {
-        vec![p.path.clone()]
+        local_sources([&p.path])
     }
     fn run(p: &DprParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let file = ctx.resolve(&p.path);
+        let file = p.path.resolve(ctx)?;
         let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
         let mut queries = ParquetSink::<Query>::create(&ctx.output("queries"))?;
         let mut qrels = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
@@ -506,12 +621,12 @@ impl Stage for IngestDpr {
 #[serde(default, deny_unknown_fields)]
 pub struct SmartParams {
     /// The documents as SMART `.I` records (`cran.all.1400`, `CISI.ALL`, `cacm.all`).
-    pub corpus: PathBuf,
+    pub corpus: Source,
     /// The queries as SMART `.I` records (`cran.qry`, `CISI.QRY`) or TREC-style `<DOC>`
     /// topic blocks (`topics.cacm.txt`), told apart by the first line.
-    pub queries: PathBuf,
+    pub queries: Source,
     /// The qrels (`cranqrel`, `CISI.REL`, `qrels.cacm.txt`).
-    pub qrels: PathBuf,
+    pub qrels: Source,
     /// `field` (the ids written in the query file) or `ordinal` (1-based positions; what
     /// Cranfield's `cranqrel` uses).
     pub query_ids: QueryIds,
@@ -550,7 +665,7 @@ impl Stage for IngestSmart {
         Ok(())
     }
     fn sources(p: &SmartParams) -> Vec<PathBuf> {
-        vec![p.corpus.clone(), p.queries.clone(), p.qrels.clone()]
+        local_sources([&p.corpus, &p.queries, &p.qrels])
     }
 
     fn run(p: &SmartParams, ctx: &StageContext<'_>) -> Result<StageReport> {
@@ -558,7 +673,7 @@ impl Stage for IngestSmart {
         let mut corpus = ParquetSink::<Doc>::create(&ctx.output("corpus"))?;
         let task = spinner(ctx, "corpus");
         let n_docs = crate::read_smart_corpus(
-            &ctx.resolve(&p.corpus),
+            &p.corpus.resolve(ctx)?,
             &p.doc_id_prefix,
             Some(&mut docs),
             sink_into(&mut corpus, &*task),
@@ -569,7 +684,7 @@ impl Stage for IngestSmart {
         let mut ids = IdIndex::new();
         let mut queries = ParquetSink::<Query>::create(&ctx.output("queries"))?;
         let n_queries = crate::read_smart_queries(
-            &ctx.resolve(&p.queries),
+            &p.queries.resolve(ctx)?,
             p.query_ids,
             Some(&mut ids),
             |q| queries.push(q),
@@ -580,7 +695,7 @@ impl Stage for IngestSmart {
         let mut relevant = 0;
         let mut qrels = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
         let n_qrels = crate::read_smart_qrels(
-            &ctx.resolve(&p.qrels),
+            &p.qrels.resolve(ctx)?,
             p.qrels_format,
             Some(&ids),
             Some(&docs),

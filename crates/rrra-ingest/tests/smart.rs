@@ -534,7 +534,9 @@ fn hide_params() {
 fn dpr_judges_each_context_once() {
     let out = tempfile::tempdir().unwrap();
     let params = rrra_ingest::stages::DprParams {
-        path: data_dir().join("nq-triviaqa-dpr/biencoder-nq-dev.sample5.json"),
+        path: data_dir()
+            .join("nq-triviaqa-dpr/biencoder-nq-dev.sample5.json")
+            .into(),
     };
     run_stage::<rrra_ingest::stages::IngestDpr>(&params, &data_dir(), out.path(), &[], 0).unwrap();
     let qrels: Vec<Qrel> = read_rows(&out.path().join("qrels.parquet")).unwrap();

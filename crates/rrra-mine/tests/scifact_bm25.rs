@@ -50,7 +50,7 @@ fn scifact_train_every_judged_query_gets_k_negatives() {
     let dir = tempfile::tempdir().unwrap();
     let ingested = dir.path().join("ingest");
     let beir = BeirParams {
-        path: data,
+        path: data.into(),
         split: "train".into(),
         all_queries: false,
     };

@@ -234,3 +234,40 @@ fn every_shipped_pipeline_validates() {
         }
     }
 }
+
+#[test]
+fn ingest_params_take_paths_urls_and_catalogue_names() {
+    let text = "\
+name: own
+stages:
+  - id: scifact
+    kind: ingest.beir
+    params:
+      path: {url: https://example.org/scifact.zip, md5: 5f7d1de60b170fc8027bb7898e2efca1, member: scifact}
+  - id: wiki
+    kind: ingest.corpus
+    params: {path: {collection: psgs-w100}, format: psgs_w100}
+  - id: robust
+    kind: ingest.trec
+    params: {docs: disks45, topics: topics.301-450, qrels: qrels.robust, topic_fields: [title, desc]}
+  - id: pairs
+    kind: ingest.pairs
+    params: {path: train.jsonl, fields: {positive: pos, negative: neg}}
+";
+    let p = Pipeline::parse(Path::new("pipelines/own.yaml"), text).unwrap();
+    let sources: Vec<usize> = p.stages.iter().map(|s| s.prepared.sources.len()).collect();
+    // Downloads are keyed by their pinned hash, local files by their content.
+    assert_eq!(sources, [0, 0, 3, 1]);
+    assert_eq!(
+        p.stages[1].prepared.params["path"],
+        serde_json::json!({"collection": "psgs-w100"})
+    );
+    let bad = text.replace("collection: psgs-w100", "collection: psgs-w200");
+    let err = Pipeline::parse(Path::new("pipelines/own.yaml"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("own.yaml:8") && err.contains("unknown collection \"psgs-w200\""),
+        "{err}"
+    );
+}
