@@ -3,6 +3,8 @@
 //! lists the stage implementations, `clean` empties the cache; `test` and `bench` set up the
 //! Python reference tools the parity tests and benchmarks compare against, then run them.
 
+mod fuzz;
+mod killloop;
 mod progress;
 mod python;
 mod report;
@@ -47,6 +49,9 @@ enum Command {
         /// The seed whose cache entries to show (default: the file's).
         #[arg(long)]
         seed: Option<u64>,
+        /// Re-hash every cached output against its manifest (default: size and mtime).
+        #[arg(long)]
+        verify: bool,
     },
     /// Print the pipeline DAG.
     Graph {
@@ -111,6 +116,29 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Fuzz the readers and the pipeline parser: `--minutes N` per target, `--target T`
+    /// (see `crates/rrra-fuzz`); prints executions and unique findings per target.
+    Fuzz {
+        /// Build the fuzzer with the release profile (default: dev, whose reader crates
+        /// are optimised; release rebuilds every dependency once).
+        #[arg(long)]
+        release: bool,
+        /// Arguments of the fuzzer (`--minutes`, `--target`, `--seed`, `--out`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a small pipeline, SIGKILL it at random moments N times, let it finish, and
+    /// check its artifacts against an uninterrupted run and with `status --verify`.
+    KillLoop {
+        #[arg(long, default_value_t = 50)]
+        kills: usize,
+        /// Seed of the kill moments.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Working folder (the tiny collection, pipeline and both caches).
+        #[arg(long, default_value = "target/kill-loop")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -144,7 +172,8 @@ fn real_main() -> Result<()> {
             file,
             data_dir,
             seed,
-        } => status(&file, data_dir, seed),
+            verify,
+        } => status(&file, data_dir, seed, verify),
         Command::Graph { file, format } => {
             let p = Pipeline::load(&file)?;
             print!(
@@ -218,6 +247,8 @@ fn real_main() -> Result<()> {
         Command::Bench { args } => {
             python::cargo_with_reference("bench", "bench-requirements.txt", &args)
         }
+        Command::Fuzz { release, args } => fuzz::fuzz(release, &args),
+        Command::KillLoop { kills, seed, dir } => killloop::kill_loop(kills, seed, &dir),
     }
 }
 
@@ -331,23 +362,52 @@ fn print_results(done: &[rrra_runner::Done]) {
     }
 }
 
-fn status(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>) -> Result<()> {
+fn status(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, verify: bool) -> Result<()> {
+    let start = Instant::now();
     let p = load(file, seed)?;
     let data_dir = data_dir_of(&p, data_dir);
-    let states = rrra_runner::status(&p, &data_dir)?;
+    let how = if verify {
+        rrra_runner::Check::Full
+    } else {
+        rrra_runner::Check::Quick
+    };
+    let states = rrra_runner::inspect(&p, &data_dir, how)?;
     println!("{:<20} {:<18} {:<8} key", "stage", "kind", "state");
-    for (node, (state, key)) in p.stages.iter().zip(&states) {
-        let state = match state {
-            State::Fresh => "Fresh",
-            State::Stale => "Stale",
-            State::Missing => "Missing",
+    for (node, s) in p.stages.iter().zip(&states) {
+        let state = match (s.state, &s.damage) {
+            (_, Some(_)) => "Damaged",
+            (State::Fresh, None) => "Fresh",
+            (State::Stale, None) => "Stale",
+            (State::Missing, None) => "Missing",
         };
         println!(
             "{:<20} {:<18} {:<8} {}",
             node.id,
             node.stage.kind(),
             state,
-            key.as_deref().unwrap_or("(waits on inputs)")
+            s.key.as_deref().unwrap_or("(waits on inputs)")
+        );
+        if let Some(damage) = &s.damage {
+            println!("{:<20} {damage}", "");
+        }
+    }
+    let fresh = states.iter().filter(|s| s.state == State::Fresh).count();
+    let damaged = states.iter().filter(|s| s.damage.is_some()).count();
+    eprintln!(
+        "\n{fresh} of {} stages fresh{}, {damaged} damaged ({}), {:.2}s",
+        states.len(),
+        if verify { " and verified" } else { "" },
+        if verify {
+            "every output re-hashed"
+        } else {
+            "size and mtime checked; --verify re-hashes"
+        },
+        start.elapsed().as_secs_f64()
+    );
+    if verify && damaged > 0 {
+        anyhow::bail!(
+            "{damaged} damaged cache entr{} (`run` recomputes them)",
+            if damaged == 1 { "y" } else { "ies" }
         );
     }
     Ok(())

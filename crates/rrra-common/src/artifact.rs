@@ -165,6 +165,37 @@ pub fn hash_path(path: &Path) -> Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// A cheap fingerprint of an artifact's files that reads no content: `size:mtime_ns` of a
+/// file, or for a directory a blake3 hash of its sorted relative file names with each
+/// file's size and modification time. A changed fingerprint means the artifact must be
+/// re-hashed; an equal one is taken as unchanged (as make and rsync do).
+pub fn stamp_path(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return stamp_file(path);
+    }
+    let mut files = Vec::new();
+    list_files(path, path, &mut files)?;
+    files.sort();
+    let mut hasher = blake3::Hasher::new();
+    for rel in &files {
+        hasher.update(rel.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(stamp_file(&path.join(rel))?.as_bytes());
+        hasher.update(b"\n");
+    }
+    Ok(format!("dir:{}", hasher.finalize().to_hex()))
+}
+
+fn stamp_file(path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mtime = meta.modified().map_err(|e| Error::io(path, e))?;
+    let ns = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok(format!("{}:{ns}", meta.len()))
+}
+
 /// Rows of an artifact: the Parquet row count, or the number of files of a directory.
 pub fn artifact_rows(path: &Path) -> Result<u64> {
     if path.is_dir() {
@@ -241,6 +272,31 @@ mod tests {
         std::fs::rename(model.join("config.json"), model.join("other.json")).unwrap();
         std::fs::write(model.join("1_Pooling/config.json"), "{\"a\":1}").unwrap();
         assert_ne!(first, hash_path(&model).unwrap());
+    }
+
+    #[test]
+    fn stamp_changes_with_size_or_mtime_and_reads_no_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.parquet");
+        std::fs::write(&file, b"abcd").unwrap();
+        let first = stamp_path(&file).unwrap();
+        assert!(first.starts_with("4:"), "{first}");
+        assert_eq!(first, stamp_path(&file).unwrap());
+        let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        f.set_modified(later).unwrap();
+        assert_ne!(first, stamp_path(&file).unwrap(), "mtime is part of it");
+        let folder = dir.path().join("model");
+        std::fs::create_dir_all(folder.join("sub")).unwrap();
+        std::fs::write(folder.join("sub/x"), b"1").unwrap();
+        let stamp = stamp_path(&folder).unwrap();
+        std::fs::write(folder.join("sub/x"), b"12").unwrap();
+        assert_ne!(
+            stamp,
+            stamp_path(&folder).unwrap(),
+            "a file's size is part of it"
+        );
+        assert!(stamp_path(&dir.path().join("gone")).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The manifest written next to a stage's outputs: what made them (kind, version, params,
 //! seed, input and source hashes: the stage config) and what they are (per output: kind,
-//! schema version, rows, bytes, blake3).
+//! schema version, rows, bytes, blake3, and a size/mtime stamp).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +24,11 @@ pub struct OutputEntry {
     pub rows: u64,
     pub bytes: u64,
     pub blake3: String,
+    /// [`crate::artifact::stamp_path`] of the output when its hash was taken: a cached
+    /// re-run compares it (a `stat`, no read) and re-hashes only when it differs. Absent in
+    /// manifests of older runs, which are then re-hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -91,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_negatives: 1,
         use_weights: false,
         checkpoint_every: 0,
+        checkpoint_secs: 0.0,
         query_max_len: max_len,
         max_len,
         pooling: Pooling::Mean,

@@ -205,6 +205,13 @@ pub fn doc_text(d: &Doc, prefix: &str) -> String {
     format!("{prefix}{}", text.trim())
 }
 
+/// Default `checkpoint_secs` of the training stages: at most one checkpoint every 5 min.
+pub const DEFAULT_CHECKPOINT_SECS: f64 = 300.0;
+
+fn is_default_checkpoint_secs(secs: &f64) -> bool {
+    *secs == DEFAULT_CHECKPOINT_SECS
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainParams {
@@ -228,6 +235,10 @@ pub struct TrainParams {
     /// Use per-negative weights of the examples in the InfoNCE denominator.
     pub use_weights: bool,
     pub checkpoint_every: usize,
+    /// Checkpoint no more often than this many seconds (steps or time, whichever is
+    /// rarer). Left out of the cache key at its default, as it changes no output.
+    #[serde(skip_serializing_if = "is_default_checkpoint_secs")]
+    pub checkpoint_secs: f64,
     pub query_max_len: usize,
     pub max_len: usize,
     /// `max_seq_length` written into the exported sentence-transformers folder: the length
@@ -253,6 +264,7 @@ impl Default for TrainParams {
             max_negatives: 7,
             use_weights: true,
             checkpoint_every: 20,
+            checkpoint_secs: DEFAULT_CHECKPOINT_SECS,
             query_max_len: 64,
             max_len: 256,
             export_max_len: 256,
@@ -270,6 +282,9 @@ impl TrainParams {
             return Err(
                 "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
             );
+        }
+        if !(self.checkpoint_secs >= 0.0 && self.checkpoint_secs.is_finite()) {
+            return Err("param checkpoint_secs must be a finite number >= 0".into());
         }
         if !(c.temperature > 0.0 && c.lr > 0.0 && (0.0..=1.0).contains(&c.warmup_ratio)) {
             return Err("params temperature and lr must be > 0, warmup_ratio in [0, 1]".into());
@@ -308,6 +323,7 @@ impl TrainParams {
             max_negatives: self.max_negatives,
             use_weights: self.use_weights,
             checkpoint_every: self.checkpoint_every,
+            checkpoint_secs: self.checkpoint_secs,
             query_max_len: self.query_max_len,
             max_len: self.max_len,
             pooling: options.pooling,

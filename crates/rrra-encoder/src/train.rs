@@ -55,6 +55,11 @@ pub struct TrainConfig {
     pub use_weights: bool,
     /// Save a checkpoint every this many steps (and at the end); 0: only at the end.
     pub checkpoint_every: usize,
+    /// ... and only once this many seconds have passed since the last one: checkpoints
+    /// follow steps or wall time, whichever is rarer. Not saved (how often a run is
+    /// checkpointed changes nothing it computes, and a run resumes under another setting).
+    #[serde(skip)]
+    pub checkpoint_secs: f64,
     pub query_max_len: usize,
     pub max_len: usize,
     pub pooling: Pooling,
@@ -210,6 +215,7 @@ pub fn train(
     let task = progress.task("train", Some(total as u64));
     task.inc(start as u64);
     let clock = Instant::now();
+    let mut last_checkpoint = Instant::now();
     let towers = Towers {
         query: &query_tok,
         doc: &doc_tok,
@@ -244,7 +250,11 @@ pub fn train(
             samples_per_s: rows.len() as f64 / tick.elapsed().as_secs_f64().max(1e-9),
         });
         let done = step + 1;
-        if done == total || (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) {
+        let due = config.checkpoint_every > 0
+            && done % config.checkpoint_every == 0
+            && last_checkpoint.elapsed().as_secs_f64() >= config.checkpoint_secs;
+        if done == total || due {
+            last_checkpoint = Instant::now();
             write_checkpoint(
                 &checkpoint,
                 &model,
@@ -633,7 +643,11 @@ fn read_checkpoint(dir: &Path, config: &TrainConfig) -> Result<Option<Checkpoint
         .map_err(|e| Error::model(&path, format!("bad checkpoint state: {e}")))?;
     // A checkpoint of other settings is not resumed from (the cache key normally rules
     // this out; a library caller may reuse a work directory).
-    Ok((state.config == *config).then_some(state))
+    let same = TrainConfig {
+        checkpoint_secs: config.checkpoint_secs,
+        ..state.config.clone()
+    } == *config;
+    Ok(same.then_some(state))
 }
 
 /// Writes the checkpoint to a scratch folder, then swaps it in: a kill leaves either the

@@ -85,6 +85,7 @@ fn config(chunk_size: usize) -> TrainConfig {
         max_negatives: 2,
         use_weights: false,
         checkpoint_every: 1,
+        checkpoint_secs: 0.0,
         query_max_len: 32,
         max_len: 48,
         pooling: Pooling::Mean,

@@ -3,12 +3,18 @@
 //! its implementation version, its params, the seed (for seeded stages), the hashes of its
 //! input artifacts and of its source files: stable across runs, machines and Rust versions
 //! (no std `Hash`). An entry is [`Entry::Fresh`] only if every output file still matches
-//! the hash in its manifest.
+//! its manifest: by default its size and modification time ([`Check::Quick`], a `stat`
+//! per file, so a cached re-run costs no reading however large the artifacts), re-hashing
+//! a file fully only when those changed; under [`Check::Full`] every output is re-hashed.
+//!
+//! Scratch folders carry the host and the process id (`.tmp-<key>-<host>-<pid>`): two
+//! runners never write into the same one, and [`Cache::sweep_temp`] removes only those of
+//! this host whose process is gone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rrra_common::artifact::hash_path;
+use rrra_common::artifact::{hash_path, stamp_path};
 use rrra_common::manifest::{MANIFEST_FILE, Manifest};
 use serde_json::Value;
 
@@ -70,12 +76,23 @@ pub struct Cache {
     root: PathBuf,
 }
 
+/// How much of an entry [`Cache::check`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Size and mtime of each output against its manifest; a file whose stamp changed (or
+    /// a manifest without stamps) is re-hashed.
+    Quick,
+    /// Every output re-hashed against its manifest hash.
+    Full,
+}
+
 /// The state of one cache entry.
 #[derive(Debug)]
 pub enum Entry {
-    /// Present, and every output matches its manifest hash.
+    /// Present, and every output matches its manifest.
     Fresh(Box<Manifest>),
-    /// Present but damaged (a file missing or changed); it must be recomputed.
+    /// Present but damaged (manifest missing or unreadable, a file missing or changed); it
+    /// must be recomputed. The message names the entry's path and what is wrong.
     Corrupt(String),
     Missing,
 }
@@ -101,50 +118,91 @@ impl Cache {
         self.root.join(kind).join(format!(".work-{key}"))
     }
 
-    /// A scratch directory for a stage being computed; renamed to [`Cache::entry_dir`].
+    /// A scratch directory for a stage being computed by this process; renamed to
+    /// [`Cache::entry_dir`]. Its name carries the host and the process id.
     pub fn temp_dir(&self, kind: &str, key: &str) -> PathBuf {
         self.root
             .join(kind)
-            .join(format!(".tmp-{key}-{}", std::process::id()))
+            .join(format!(".tmp-{key}-{}-{}", host_name(), std::process::id()))
     }
 
-    /// Checks the entry `kind/key`, re-hashing every output file.
-    pub fn check(&self, kind: &str, key: &str) -> Entry {
+    /// Checks the entry `kind/key` (see [`Check`]).
+    pub fn check(&self, kind: &str, key: &str, how: Check) -> Entry {
         let dir = self.entry_dir(kind, key);
         let manifest_path = dir.join(MANIFEST_FILE);
         if !dir.exists() {
             return Entry::Missing;
         }
+        let damaged = |what: String| Entry::Corrupt(format!("{}: {what}", dir.display()));
         let manifest = match Manifest::read(&manifest_path) {
             Ok(m) => m,
-            Err(e) => return Entry::Corrupt(e.to_string()),
+            Err(e) if !manifest_path.exists() => {
+                return damaged(format!("{MANIFEST_FILE} is missing ({e})"));
+            }
+            Err(e) => return damaged(e.to_string()),
         };
         if manifest.cache_key != key {
-            return Entry::Corrupt(format!("manifest is for key {}", manifest.cache_key));
+            return damaged(format!("{MANIFEST_FILE} is for key {}", manifest.cache_key));
         }
         for (port, out) in &manifest.outputs {
             let file = dir.join(&out.file);
+            if !file.exists() {
+                return damaged(format!("output {port} ({}) is missing", out.file));
+            }
+            if how == Check::Quick && out.stamp.is_some() && stamp_path(&file).ok() == out.stamp {
+                continue;
+            }
             match hash_path(&file) {
                 Ok(h) if h == out.blake3 => {}
-                Ok(_) => return Entry::Corrupt(format!("output {port} does not match its hash")),
-                Err(e) => return Entry::Corrupt(e.to_string()),
+                Ok(_) => {
+                    return damaged(format!(
+                        "output {port} ({}) does not match its hash",
+                        out.file
+                    ));
+                }
+                Err(e) => return damaged(e.to_string()),
             }
         }
         Entry::Fresh(Box::new(manifest))
     }
 
-    /// Removes scratch directories left by interrupted runs.
+    /// Re-records the stamps of an entry whose outputs were just re-hashed intact (after a
+    /// copy or `touch`), so that the next quick check is a `stat` again. Best effort: a
+    /// read-only cache keeps its old stamps.
+    pub fn restamp(&self, kind: &str, key: &str, manifest: &Manifest) {
+        let dir = self.entry_dir(kind, key);
+        let mut updated = manifest.clone();
+        let mut changed = false;
+        for out in updated.outputs.values_mut() {
+            let stamp = stamp_path(&dir.join(&out.file)).ok();
+            if stamp.is_some() && stamp != out.stamp {
+                out.stamp = stamp;
+                changed = true;
+            }
+        }
+        if changed {
+            let _ = updated.write(&dir.join(MANIFEST_FILE));
+        }
+    }
+
+    /// Removes scratch directories of interrupted runs of this host (those whose process
+    /// is gone); scratch of other hosts, or of a live process, is left alone.
     pub fn sweep_temp(&self) -> std::io::Result<usize> {
         let mut removed = 0;
         let Ok(kinds) = std::fs::read_dir(&self.root) else {
             return Ok(0);
         };
+        let host = host_name();
         for kind in kinds.flatten() {
             let Ok(entries) = std::fs::read_dir(kind.path()) else {
                 continue;
             };
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(owner) = scratch_owner(&name)
+                    && owner.host.is_none_or(|h| h == host)
+                    && !process_alive(owner.pid)
+                {
                     std::fs::remove_dir_all(e.path())?;
                     removed += 1;
                 }
@@ -171,10 +229,68 @@ impl Cache {
         keys.insert(id.to_string(), key.to_string());
         let path = self.state_file(pipeline);
         std::fs::create_dir_all(path.parent().expect("state file has a parent"))?;
-        let tmp = path.with_extension("json.tmp");
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(&tmp, serde_json::to_string_pretty(&keys)?)?;
         std::fs::rename(tmp, path)
     }
+}
+
+/// The host and process that own a scratch folder `.tmp-<key>-<host>-<pid>` (`host` is
+/// `None` for the older `.tmp-<key>-<pid>` names, which are taken as this host's).
+struct ScratchOwner<'a> {
+    host: Option<&'a str>,
+    pid: u32,
+}
+
+fn scratch_owner(name: &str) -> Option<ScratchOwner<'_>> {
+    let rest = name.strip_prefix(".tmp-")?;
+    let (key, owner) = rest.split_once('-')?;
+    if key.len() != KEY_DIGITS {
+        return None;
+    }
+    match owner.rsplit_once('-') {
+        Some((host, pid)) => Some(ScratchOwner {
+            host: Some(host),
+            pid: pid.parse().ok()?,
+        }),
+        None => Some(ScratchOwner {
+            host: None,
+            pid: owner.parse().ok()?,
+        }),
+    }
+}
+
+/// This machine's name as used in scratch folder names: `[A-Za-z0-9.]`, other characters
+/// replaced by `_` (so the name never holds the `-` that separates it from the pid).
+pub fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    let name: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Whether process `pid` of this host is running (Linux `/proc`; elsewhere every other
+/// process is taken as gone, which the cache lock makes safe).
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
 }
 
 #[cfg(test)]
@@ -188,6 +304,37 @@ mod tests {
             canonical_json(&a),
             r#"{"a":{"c":"s","z":[1,{"x":3,"y":2}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn scratch_names_carry_host_and_pid_and_only_dead_local_ones_are_swept() {
+        let data = tempfile::tempdir().unwrap();
+        let cache = Cache::new(data.path());
+        let key = "0123456789abcdef0123";
+        let mine = cache.temp_dir("retrieve.bm25", key);
+        let name = mine.file_name().unwrap().to_string_lossy().into_owned();
+        let owner = scratch_owner(&name).unwrap();
+        assert_eq!(owner.host, Some(host_name().as_str()));
+        assert_eq!(owner.pid, std::process::id());
+        // A process that has exited: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let kind = cache.root().join("retrieve.bm25");
+        let host = host_name();
+        let names = [
+            format!(".tmp-{key}-{host}-{dead}"), // this host, dead: swept
+            format!(".tmp-{key}-{dead}"),        // older name, dead: swept
+            format!(".tmp-{key}-{host}-{}", std::process::id()), // live: kept
+            format!(".tmp-{key}-other.host-{dead}"), // another host: kept
+            format!(".work-{key}"),              // checkpoints: kept
+        ];
+        for n in &names {
+            std::fs::create_dir_all(kind.join(n)).unwrap();
+        }
+        assert_eq!(cache.sweep_temp().unwrap(), 2);
+        let left: Vec<bool> = names.iter().map(|n| kind.join(n).exists()).collect();
+        assert_eq!(left, [false, false, true, true, true]);
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! Executes a validated pipeline against the cache: each stage in topological order is
 //! either found Fresh in the cache and skipped, or computed into a scratch directory that
 //! is renamed into the cache only once every output and the manifest are written. A run
-//! killed at any moment therefore resumes from the last completed stage.
+//! killed at any moment therefore resumes from the last completed stage. Cached entries
+//! are checked by size and mtime; those a computed stage reads are re-hashed first, and a
+//! damaged entry is reported with its path and recomputed.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rrra_common::artifact::{artifact_rows, hash_path};
+use rrra_common::artifact::{artifact_rows, hash_path, stamp_path};
 use rrra_common::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, OutputEntry};
 use rrra_common::progress::Progress;
 use rrra_common::stage::{StageContext, output_path};
 
-use crate::cache::{Cache, Entry, KeyParts};
+use crate::cache::{Cache, Check, Entry, KeyParts};
 use crate::pipeline::{Pipeline, StageNode};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +53,8 @@ pub enum Event<'a> {
         id: &'a str,
         kind: &'a str,
     },
-    /// A cache entry was found damaged and is being recomputed.
+    /// A cache entry was found damaged and is being recomputed; `reason` names the
+    /// entry's path and what is wrong.
     Damaged {
         id: &'a str,
         reason: String,
@@ -130,6 +133,11 @@ fn key_of(
 }
 
 /// Runs every stage of `p` whose outputs are not Fresh in the cache under `data_dir`.
+///
+/// A cached entry is taken after a quick check (size and mtime, see [`Check::Quick`]);
+/// before a stage is computed, the entries it reads are re-hashed in full, and one found
+/// damaged is reported ([`Event::Damaged`], naming its path) and recomputed first. A
+/// stage that fails leaves no scratch folder behind.
 pub fn run(
     p: &Pipeline,
     data_dir: &Path,
@@ -139,66 +147,166 @@ pub fn run(
     let cache = Cache::new(data_dir);
     std::fs::create_dir_all(cache.root()).map_err(io(cache.root()))?;
     let lock_path = cache.root().join(".lock");
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-    lock.try_lock()
-        .map_err(|_| RunError::Locked(lock_path.clone()))?;
+    // A read-only cache may still serve a fully cached run: without a lock file to take,
+    // nothing can be written either, and a stage that must run fails naming its path.
+    let lock = match File::create(&lock_path) {
+        Ok(lock) => Some(lock),
+        Err(e) if read_only(&e) => File::open(&lock_path).ok(),
+        Err(e) => return Err(io(&lock_path)(e)),
+    };
+    if let Some(lock) = &lock {
+        lock.try_lock()
+            .map_err(|_| RunError::Locked(lock_path.clone()))?;
+    }
     let swept = cache.sweep_temp().map_err(io(cache.root()))?;
     if swept > 0 {
         on(Event::Swept(swept));
     }
 
-    let mut done: Vec<Option<Done>> = Vec::with_capacity(p.stages.len());
-    for node in &p.stages {
-        let (key, inputs, sources) = key_of(p, node, &done)?.expect("inputs run first");
+    let mut runner = Runner {
+        p,
+        cache: &cache,
+        progress,
+        on,
+        done: Vec::with_capacity(p.stages.len()),
+        verified: Vec::with_capacity(p.stages.len()),
+    };
+    for (at, node) in p.stages.iter().enumerate() {
+        let (key, ..) = key_of(p, node, &runner.done)?.expect("inputs run first");
         let kind = node.stage.kind();
-        let dir = cache.entry_dir(kind, &key);
-        match cache.check(kind, &key) {
+        match cache.check(kind, &key, Check::Quick) {
             Entry::Fresh(manifest) => {
-                on(Event::Cached { id: &node.id, kind });
-                cache
-                    .record(&p.name, &node.id, &key)
-                    .map_err(io(cache.root()))?;
-                done.push(Some(Done {
+                (runner.on)(Event::Cached { id: &node.id, kind });
+                cache.restamp(kind, &key, &manifest);
+                record(&cache, &p.name, &node.id, &key)?;
+                runner.done.push(Some(Done {
                     id: node.id.clone(),
                     kind,
                     ran: false,
-                    dir,
+                    dir: cache.entry_dir(kind, &key),
                     manifest: *manifest,
                 }));
+                runner.verified.push(false);
                 continue;
             }
-            Entry::Corrupt(reason) => {
-                on(Event::Damaged {
-                    id: &node.id,
-                    reason,
-                });
-                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-            }
+            Entry::Corrupt(reason) => runner.discard(at, &key, reason)?,
             Entry::Missing => {}
         }
-        on(Event::Started { id: &node.id, kind });
-        let manifest = execute(p, node, &cache, &key, inputs, sources, &done, progress)?;
-        on(Event::Finished {
+        runner.done.push(None);
+        runner.verified.push(false);
+        runner.compute(at)?;
+    }
+    drop(lock);
+    Ok(runner
+        .done
+        .into_iter()
+        .map(|d| d.expect("every stage done"))
+        .collect())
+}
+
+/// Whether an I/O error says that the file system (or the folder) cannot be written.
+fn read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+    )
+}
+
+/// Records a completed stage in the pipeline's state file; on a read-only cache (a fully
+/// cached run) there is nothing to record and no error.
+fn record(cache: &Cache, pipeline: &str, id: &str, key: &str) -> Result<(), RunError> {
+    match cache.record(pipeline, id, key) {
+        Err(e) if read_only(&e) => Ok(()),
+        other => other.map_err(io(cache.root())),
+    }
+}
+
+/// The state of one `run`: stages done so far (by position) and which of their entries
+/// were re-hashed in full (or computed) by this run.
+struct Runner<'r> {
+    p: &'r Pipeline,
+    cache: &'r Cache,
+    progress: &'r dyn Progress,
+    on: &'r mut dyn FnMut(Event<'_>),
+    done: Vec<Option<Done>>,
+    verified: Vec<bool>,
+}
+
+impl Runner<'_> {
+    /// Reports a damaged entry of stage `at` and removes it.
+    fn discard(&mut self, at: usize, key: &str, reason: String) -> Result<(), RunError> {
+        let node = &self.p.stages[at];
+        (self.on)(Event::Damaged {
+            id: &node.id,
+            reason,
+        });
+        let dir = self.cache.entry_dir(node.stage.kind(), key);
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))
+    }
+
+    /// Computes stage `at` (whose entry is missing), after re-hashing the entries it reads
+    /// and recomputing any found damaged.
+    fn compute(&mut self, at: usize) -> Result<(), RunError> {
+        let node = &self.p.stages[at];
+        for e in &node.inputs {
+            self.verify(e.from_stage)?;
+        }
+        let (key, inputs, sources) = key_of(self.p, node, &self.done)?.expect("inputs run first");
+        let kind = node.stage.kind();
+        (self.on)(Event::Started { id: &node.id, kind });
+        let manifest = execute(
+            self.p,
+            node,
+            self.cache,
+            &key,
+            inputs,
+            sources,
+            &self.done,
+            self.progress,
+        )?;
+        (self.on)(Event::Finished {
             id: &node.id,
             kind,
             manifest: &manifest,
         });
-        cache
-            .record(&p.name, &node.id, &key)
-            .map_err(io(cache.root()))?;
-        done.push(Some(Done {
+        record(self.cache, &self.p.name, &node.id, &key)?;
+        self.done[at] = Some(Done {
             id: node.id.clone(),
             kind,
             ran: true,
-            dir,
+            dir: self.cache.entry_dir(kind, &key),
             manifest,
-        }));
+        });
+        self.verified[at] = true;
+        Ok(())
     }
-    drop(lock);
-    Ok(done
-        .into_iter()
-        .map(|d| d.expect("every stage done"))
-        .collect())
+
+    /// Re-hashes the entry of completed stage `at` once per run; recomputes it if damaged.
+    fn verify(&mut self, at: usize) -> Result<(), RunError> {
+        if self.verified[at] {
+            return Ok(());
+        }
+        let node = &self.p.stages[at];
+        let kind = node.stage.kind();
+        let done = self.done[at].as_ref().expect("inputs run first");
+        let key = done.manifest.cache_key.clone();
+        match self.cache.check(kind, &key, Check::Full) {
+            Entry::Fresh(_) => self.verified[at] = true,
+            Entry::Corrupt(reason) => {
+                self.discard(at, &key, reason)?;
+                self.compute(at)?;
+            }
+            Entry::Missing => {
+                let dir = self.cache.entry_dir(kind, &key);
+                (self.on)(Event::Damaged {
+                    id: &node.id,
+                    reason: format!("{}: the entry disappeared during the run", dir.display()),
+                });
+                self.compute(at)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -213,15 +321,41 @@ fn execute(
     progress: &dyn Progress,
 ) -> Result<Manifest, RunError> {
     let kind = node.stage.kind();
+    let tmp = cache.temp_dir(kind, key);
+    let work = cache.work_dir(kind, key);
+    let result = compute_into(
+        p, node, cache, key, inputs, sources, done, progress, &tmp, &work,
+    );
+    if result.is_err() {
+        // No scratch is left behind; the work folder stays only if it holds checkpoints
+        // to resume from (`remove_dir` fails on a non-empty folder).
+        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_dir(&work);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compute_into(
+    p: &Pipeline,
+    node: &StageNode,
+    cache: &Cache,
+    key: &str,
+    inputs: BTreeMap<String, String>,
+    sources: BTreeMap<String, String>,
+    done: &[Option<Done>],
+    progress: &dyn Progress,
+    tmp: &Path,
+    work: &Path,
+) -> Result<Manifest, RunError> {
+    let kind = node.stage.kind();
     let stage_err = |error| RunError::Stage {
         id: node.id.clone(),
         kind,
         error,
     };
-    let tmp = cache.temp_dir(kind, key);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let work = cache.work_dir(kind, key);
-    std::fs::create_dir_all(&work).map_err(io(&work))?;
+    std::fs::create_dir_all(tmp).map_err(io(tmp))?;
+    std::fs::create_dir_all(work).map_err(io(work))?;
     let ctx = StageContext {
         inputs: node
             .inputs
@@ -232,8 +366,8 @@ fn execute(
                 (e.port.clone(), up.dir.join(file))
             })
             .collect(),
-        out_dir: tmp.clone(),
-        work_dir: work.clone(),
+        out_dir: tmp.to_path_buf(),
+        work_dir: work.to_path_buf(),
         base_dir: p.base_dir.clone(),
         cache_dir: cache.root().to_path_buf(),
         seed: p.seed,
@@ -249,7 +383,7 @@ fn execute(
 
     let mut outputs = BTreeMap::new();
     for port in node.stage.outputs() {
-        let file = output_path(&tmp, port);
+        let file = output_path(tmp, port);
         if !file.exists() {
             return Err(stage_err(rrra_common::Error::Invalid(format!(
                 "the stage did not write its output {:?}",
@@ -270,6 +404,7 @@ fn execute(
                 rows: artifact_rows(&file).map_err(stage_err)?,
                 bytes,
                 blake3: hash_path(&file).map_err(stage_err)?,
+                stamp: Some(stamp_path(&file).map_err(stage_err)?),
             },
         );
     }
@@ -296,26 +431,51 @@ fn execute(
         .write(&tmp.join(MANIFEST_FILE))
         .map_err(stage_err)?;
     let dir = cache.entry_dir(kind, key);
-    std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
-    std::fs::remove_dir_all(&work).map_err(io(&work))?;
+    std::fs::rename(tmp, &dir).map_err(io(&dir))?;
+    std::fs::remove_dir_all(work).map_err(io(work))?;
     Ok(manifest)
 }
 
-/// The freshness of every stage, in the pipeline's order, with its key when computable.
+/// What `status` found for one stage.
+#[derive(Debug, Clone)]
+pub struct StageStatus {
+    pub state: State,
+    /// Its cache key, when its inputs are cached (else it waits on them).
+    pub key: Option<String>,
+    /// Why its entry was found damaged (the entry's path and what is wrong), if it was.
+    pub damage: Option<String>,
+}
+
+/// The freshness of every stage, in the pipeline's order, with its key when computable
+/// (a quick check: size and mtime).
 pub fn status(p: &Pipeline, data_dir: &Path) -> Result<Vec<(State, Option<String>)>, RunError> {
+    Ok(inspect(p, data_dir, Check::Quick)?
+        .into_iter()
+        .map(|s| (s.state, s.key))
+        .collect())
+}
+
+/// Each stage's state and, for a damaged entry, what is damaged; `how` says whether the
+/// outputs are re-hashed ([`Check::Full`]: `status --verify`). A damaged entry is Stale.
+pub fn inspect(p: &Pipeline, data_dir: &Path, how: Check) -> Result<Vec<StageStatus>, RunError> {
     let cache = Cache::new(data_dir);
     let last = cache.last_keys(&p.name);
     let mut done: Vec<Option<Done>> = Vec::with_capacity(p.stages.len());
     let mut states = Vec::with_capacity(p.stages.len());
     for node in &p.stages {
         let key = key_of(p, node, &done)?.map(|(k, ..)| k);
+        let mut damage = None;
         let fresh = key
             .as_deref()
-            .and_then(|k| match cache.check(node.stage.kind(), k) {
+            .and_then(|k| match cache.check(node.stage.kind(), k, how) {
                 Entry::Fresh(m) => Some(*m),
-                _ => None,
+                Entry::Corrupt(reason) => {
+                    damage = Some(reason);
+                    None
+                }
+                Entry::Missing => None,
             });
-        let state = match (&fresh, last.contains_key(&node.id)) {
+        let state = match (&fresh, last.contains_key(&node.id) || damage.is_some()) {
             (Some(_), _) => State::Fresh,
             (None, true) => State::Stale,
             (None, false) => State::Missing,
@@ -327,7 +487,7 @@ pub fn status(p: &Pipeline, data_dir: &Path) -> Result<Vec<(State, Option<String
             dir: cache.entry_dir(node.stage.kind(), key.as_deref().expect("fresh has a key")),
             manifest,
         }));
-        states.push((state, key));
+        states.push(StageStatus { state, key, damage });
     }
     Ok(states)
 }

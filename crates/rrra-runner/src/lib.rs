@@ -8,5 +8,6 @@ pub mod graph;
 pub mod pipeline;
 pub mod registry;
 
-pub use exec::{Done, Event, RunError, State, run, status};
+pub use cache::Check;
+pub use exec::{Done, Event, RunError, StageStatus, State, inspect, run, status};
 pub use pipeline::{Pipeline, PipelineError};

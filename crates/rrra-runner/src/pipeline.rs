@@ -107,10 +107,22 @@ impl<'a> Locator<'a> {
 impl Pipeline {
     /// Reads, parses and validates a pipeline file.
     pub fn load(file: &Path) -> Result<Pipeline, PipelineError> {
-        let text = std::fs::read_to_string(file).map_err(|e| PipelineError {
+        let bytes = std::fs::read(file).map_err(|e| PipelineError {
             file: file.to_path_buf(),
             line: None,
             message: format!("cannot read the pipeline file: {e}"),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = valid.len() - valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+            PipelineError {
+                file: file.to_path_buf(),
+                line: Some(line),
+                message: format!(
+                    "expected UTF-8 text, found an invalid byte sequence at byte {column} of the line"
+                ),
+            }
         })?;
         Self::parse(file, &text)
     }

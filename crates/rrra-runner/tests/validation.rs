@@ -271,3 +271,20 @@ stages:
         "{err}"
     );
 }
+
+#[test]
+fn invalid_utf8_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    let mut bytes = GOOD.as_bytes().to_vec();
+    let at = GOOD.find("kind: retrieve").unwrap() + 2;
+    bytes[at] = 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let err = Pipeline::load(&file).err().unwrap();
+    assert_eq!(err.line, Some(7), "{err}");
+    assert!(
+        err.to_string()
+            .contains("expected UTF-8 text, found an invalid byte sequence at byte 7"),
+        "{err}"
+    );
+}
