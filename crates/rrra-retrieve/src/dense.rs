@@ -3,8 +3,9 @@
 //! from disk); each block is cut into tiles of `Q_TILE` queries × `D_TILE` documents whose
 //! scores come from one SGEMM into a per-thread buffer and are folded into per-query best-k
 //! heaps at once. Work runs in parallel over query tiles (and over document ranges when there
-//! are too few query tiles to keep every thread busy). Memory: `nq × k` hits plus one tile
-//! buffer per thread.
+//! are too few query tiles to keep every thread busy; those partial heaps start at the
+//! threshold of the running ones and are merged in parallel over queries). Memory: `nq × k`
+//! hits (twice while a block's partial heaps are merged) plus one tile buffer per thread.
 //!
 //! Ties are broken by document index, ascending (see [`TopK`]); tile sizes are fixed, so the
 //! results do not depend on the number of threads.
@@ -126,27 +127,37 @@ impl TopK {
                 });
             return;
         }
-        let k = self.k;
+        // Each job's heaps start at the threshold of the heaps they are merged into: a
+        // score below it cannot enter them, so after the first blocks a job keeps few hits.
+        let (k, best) = (self.k, &self.best);
         let partial: Vec<Vec<BestK>> = (0..tiles * segments)
             .into_par_iter()
             .map_init(new_buf, |buf, job| {
                 let (tile, segment) = (job / segments, job % segments);
-                let q = &queries[tile * Q_TILE * dim..nq.min((tile + 1) * Q_TILE) * dim];
+                let rows = tile * Q_TILE..nq.min((tile + 1) * Q_TILE);
+                let q = &queries[rows.start * dim..rows.end * dim];
                 let (lo, hi) = (nb * segment / segments, nb * (segment + 1) / segments);
-                let mut best = vec![BestK::new(k); q.len() / dim];
+                let mut part: Vec<BestK> = best[rows]
+                    .iter()
+                    .map(|b| BestK::with_floor(k, b.threshold()))
+                    .collect();
                 let range = &docs[lo * dim..hi * dim];
-                scan_range(q, range, dim, indices.skip(lo), &mut best, buf);
-                best
+                scan_range(q, range, dim, indices.skip(lo), &mut part, buf);
+                part
             })
             .collect();
-        for (job, best) in partial.into_iter().enumerate() {
-            let tile = job / segments;
-            for (target, part) in self.best[tile * Q_TILE..].iter_mut().zip(best) {
-                for (doc, score) in part.into_sorted() {
-                    target.push(doc, score);
+        // Merge in parallel over queries: query `i` takes the heaps of its tile's jobs. The
+        // kept set does not depend on merge order (a strict total order), so neither does
+        // the result.
+        self.best
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(i, target)| {
+                let (tile, row) = (i / Q_TILE, i % Q_TILE);
+                for part in &partial[tile * segments..(tile + 1) * segments] {
+                    target.merge(&part[row]);
                 }
-            }
-        }
+            });
     }
 
     /// Per query, its best `min(k, documents seen)` `(document index, score)` pairs, best first.
@@ -374,6 +385,31 @@ mod tests {
         }
         assert_eq!(top.num_queries(), nq);
         assert_eq!(top.into_results(), want);
+    }
+
+    #[test]
+    fn split_blocks_with_ties_match_naive_at_any_thread_count() {
+        // One query tile, blocks of several document tiles: every block is split into
+        // document ranges whose heaps start at the running threshold and are merged back.
+        let (nq, nb, dim, k) = (45, 6000, 8, 60);
+        let queries = small_ints(nq * dim, 11);
+        let docs = small_ints(nb * dim, 12);
+        let want = exact(&naive(&queries, &docs, dim), k);
+        for threads in [1, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool.install(|| {
+                let mut top = TopK::new(nq, dim, k).unwrap();
+                for (lo, hi) in [(2100, 4400), (0, 2100), (4400, 6000)] {
+                    top.add_block(&queries, &docs[lo * dim..hi * dim], lo as u32)
+                        .unwrap();
+                }
+                top.into_results()
+            });
+            assert_eq!(got, want, "{threads} threads");
+        }
     }
 
     #[test]
