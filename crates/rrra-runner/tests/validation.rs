@@ -264,7 +264,8 @@ stages:
     );
     let bad = text.replace("collection: psgs-w100", "collection: psgs-w200");
     let err = Pipeline::parse(Path::new("pipelines/own.yaml"), &bad)
-        .unwrap_err()
+        .err()
+        .unwrap()
         .to_string();
     assert!(
         err.contains("own.yaml:8") && err.contains("unknown collection \"psgs-w200\""),
