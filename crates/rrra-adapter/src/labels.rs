@@ -35,11 +35,13 @@ impl Class {
 /// The class of one candidate. `best_positive` is the highest score among the query's
 /// positives. A positive the ranking did not reach (`rank == 0`) is never predicted.
 pub fn label(c: &Candidate, k_p: u32, best_positive: f64) -> Class {
-    let in_top = c.rank >= 1 && c.rank <= k_p;
-    match (
-        c.positive,
-        in_top || (!c.positive && c.score >= best_positive),
-    ) {
+    classify(c.positive, c.rank, c.score, k_p, best_positive)
+}
+
+/// [`label`] of a candidate given by its columns.
+pub fn classify(positive: bool, rank: u32, score: f64, k_p: u32, best_positive: f64) -> Class {
+    let in_top = rank >= 1 && rank <= k_p;
+    match (positive, in_top || (!positive && score >= best_positive)) {
         (true, true) => Class::Tp,
         (true, false) => Class::Fn,
         (false, true) => Class::Fp,
@@ -47,16 +49,20 @@ pub fn label(c: &Candidate, k_p: u32, best_positive: f64) -> Class {
     }
 }
 
+/// The highest of a query's positive scores (`+inf` when it has none, so that no negative
+/// is predicted by score).
+pub fn best_positive(positive_scores: impl IntoIterator<Item = f64>) -> f64 {
+    positive_scores.into_iter().fold(
+        f64::INFINITY,
+        |m, s| {
+            if m.is_infinite() { s } else { m.max(s) }
+        },
+    )
+}
+
 /// The classes of one query's candidates (all rows of one query), in order.
 pub fn label_query(rows: &[Candidate], k_p: u32) -> Vec<Class> {
-    let best = rows
-        .iter()
-        .filter(|c| c.positive)
-        .map(|c| c.score)
-        .fold(
-            f64::INFINITY,
-            |m, s| if m.is_infinite() { s } else { m.max(s) },
-        );
+    let best = best_positive(rows.iter().filter(|c| c.positive).map(|c| c.score));
     rows.iter().map(|c| label(c, k_p, best)).collect()
 }
 

@@ -7,8 +7,10 @@
 //! ([`train`]) and scores pairs with the QA-score `cos(q, a)` (reranking) and the
 //! false-negative likelihood `s_fn` (resampling). Stages: `train.adapter`, `score.adapter`.
 //!
-//! The adapter runs on burn's pure-Rust `flex` CPU backend: it is a few hundred thousand
-//! parameters over precomputed vectors, so it needs no accelerator.
+//! The adapter runs on the backend its `backend:` param names, chosen as the encoder's
+//! ([`rrra_encoder::Backend`]: burn's pure-Rust `flex` CPU backend by default; `tch` and
+//! `wgpu` behind rrra-encoder's cargo features). It is a few hundred thousand parameters
+//! over precomputed vectors, but at MS MARCO scale (~10⁸ pairs) an accelerator pays.
 
 pub mod labels;
 pub mod model;

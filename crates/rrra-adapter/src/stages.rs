@@ -6,25 +6,31 @@
 //! folder (`adapter.bpk` weights, `adapter.json` with shape, params and training summary).
 //! `score.adapter` applies it to `candidates` or to a `run` (e.g. a test top-K for
 //! reranking) and writes `scored` rows in input order.
+//!
+//! Both read their pairs in columns (ids interned once, [`rrra_common::columns`]) and keep
+//! one copy of the vectors their pairs touch, moved onto the `backend:` device.
+//! `train.adapter` holds its pool as integers (12 bytes a pair); `score.adapter` streams:
+//! one pass interns the ids, a second scores record batch by record batch and writes as it
+//! goes, so it holds only the ids, their vectors and one batch.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
-use rrra_common::artifact::{ParquetSink, read_rows};
-use rrra_common::embeddings;
-use rrra_common::records::{Candidate, RunRow, Scored, split_pool};
+use rrra_common::artifact::{ParquetSink, parquet_rows};
+use rrra_common::columns::{Interner, PairColumns, VectorTable, for_each_pair_batch};
+use rrra_common::records::{Candidate, Scored};
 use rrra_common::schema::ArtifactKind::{
-    Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
+    self, Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
 };
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
+use rrra_encoder::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{Class, label_query};
+use crate::labels::{Class, best_positive, classify};
 use crate::model::{AdapterConfig, AdapterNet};
-use crate::train::{Pairs, TrainConfig, TrainSummary, score, train};
+use crate::train::{Pairs, TrainConfig, TrainSummary, matrix, score_rows, train};
 
 const WEIGHTS: &str = "adapter.bpk";
 const CONFIG: &str = "adapter.json";
@@ -40,6 +46,10 @@ pub struct TrainAdapterParams {
     /// Only the `pool` best-ranked non-positive candidates of a query are used.
     pub pool: usize,
     pub epochs: usize,
+    /// Stop after this many optimiser steps in all (a fixed budget at scale); absent: run
+    /// every epoch to the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
     pub batch_size: usize,
     pub lr: f64,
     pub weight_decay: f64,
@@ -49,6 +59,30 @@ pub struct TrainAdapterParams {
     pub pull_weight: f64,
     /// Inverse-frequency class weights in the cross-entropy (else all 1).
     pub balanced: bool,
+    /// Where it trains: `cpu` (default), `tch` or `wgpu` (cargo features of rrra-encoder,
+    /// as `encode.bert`'s `backend:`). Left out of the cache key and `adapter.json` when
+    /// `cpu`, so adapters trained before the param existed stay cached.
+    #[serde(skip_serializing_if = "is_cpu")]
+    pub backend: String,
+}
+
+fn is_cpu(backend: &str) -> bool {
+    backend == "cpu"
+}
+
+/// The device of a `backend:` param, or the error naming the param.
+pub fn backend_device(backend: &str) -> Result<Device> {
+    let invalid = |e: rrra_encoder::Error| Error::Invalid(format!("param backend: {e}"));
+    let backend: Backend = backend.parse().map_err(invalid)?;
+    backend.device().map_err(invalid)
+}
+
+/// Checks a `backend:` param: a known backend compiled into this build.
+fn check_backend(backend: &str) -> Result<(), String> {
+    backend
+        .parse::<Backend>()
+        .map(|_| ())
+        .map_err(|e| format!("param backend: {e}"))
 }
 
 impl Default for TrainAdapterParams {
@@ -58,12 +92,14 @@ impl Default for TrainAdapterParams {
             k_p: 10,
             pool: 200,
             epochs: 3,
+            max_steps: None,
             batch_size: 512,
             lr: 1e-3,
             weight_decay: 0.01,
             norm_weight: 1.0,
             pull_weight: 1.0,
             balanced: true,
+            backend: "cpu".into(),
         }
     }
 }
@@ -74,6 +110,7 @@ impl TrainAdapterParams {
         TrainConfig {
             hidden: if self.hidden == 0 { dim } else { self.hidden },
             epochs: self.epochs,
+            max_steps: self.max_steps,
             batch_size: self.batch_size,
             lr: self.lr,
             weight_decay: self.weight_decay,
@@ -100,6 +137,7 @@ pub struct TrainAdapter;
 impl Stage for TrainAdapter {
     type Params = TrainAdapterParams;
     const KIND: &'static str = "train.adapter";
+    // Unchanged by columnar reading and `backend:` (cpu gives the same bytes).
     const VERSION: u32 = 1;
     const ABOUT: &'static str =
         "train the false-negative adapter on frozen embeddings of mined candidates";
@@ -118,8 +156,8 @@ impl Stage for TrainAdapter {
         const { &[Port::required("adapter", Adapter)] }
     }
     fn check(p: &TrainAdapterParams) -> Result<(), String> {
-        if p.epochs == 0 || p.batch_size == 0 || p.pool == 0 {
-            return Err("params epochs, batch_size and pool must be at least 1".into());
+        if p.epochs == 0 || p.batch_size == 0 || p.pool == 0 || p.max_steps == Some(0) {
+            return Err("params epochs, max_steps, batch_size and pool must be at least 1".into());
         }
         if !(p.lr > 0.0 && p.lr.is_finite()) {
             return Err(format!("param lr must be finite and > 0, got {}", p.lr));
@@ -133,14 +171,20 @@ impl Stage for TrainAdapter {
                 return Err(format!("param {name} must be finite and >= 0, got {v}"));
             }
         }
-        Ok(())
+        check_backend(&p.backend)
     }
     fn run(p: &TrainAdapterParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let candidates = read_rows::<Candidate>(ctx.input("candidates")?)?;
-        let (rows, classes) = labelled_pool(candidates, p.k_p, p.pool)?;
-        let data = pairs(ctx, &rows, Some(&classes))?;
+        let device = backend_device(&p.backend)?;
+        let pool = labelled_pool(ctx.input("candidates")?, p.k_p, p.pool)?;
+        let (queries, docs, dim) = vectors(ctx, &pool.queries, &pool.docs)?;
+        let data = Pairs {
+            dim,
+            queries,
+            docs,
+            pairs: pool.pairs,
+        };
         let config = p.config(data.dim, ctx.seed);
-        let (net, shape, summary) = train(&data, &config, ctx.progress);
+        let (net, shape, summary) = train(data, &config, &device, ctx.progress);
         let saved = SavedAdapter {
             shape,
             params: Some(p.clone()),
@@ -186,93 +230,88 @@ fn train_report(s: &TrainSummary) -> StageReport {
     }
 }
 
-/// The rows a training run uses (each query's positives and its `pool` best-ranked
-/// negatives, queries contiguous) and their classes.
-pub fn labelled_pool(
-    candidates: Vec<Candidate>,
-    k_p: u32,
-    pool: usize,
-) -> Result<(Vec<Candidate>, Vec<Class>)> {
-    let mut groups: Vec<Vec<Candidate>> = Vec::new();
-    let mut at: HashMap<String, usize> = HashMap::new();
-    for c in candidates {
-        let i = *at.entry(c.query_id.clone()).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
+/// The pairs a training run uses, ids interned: each query's positives (in file order)
+/// then its `pool` best-ranked negatives (ties by doc id, as
+/// [`rrra_common::records::split_pool`]), queries in order of first appearance, with
+/// their classes.
+#[derive(Debug, Clone)]
+pub struct LabelledPool {
+    pub queries: Interner,
+    pub docs: Interner,
+    /// `(query number, document number, class)` per pair.
+    pub pairs: Vec<(u32, u32, Class)>,
+}
+
+/// Reads the `candidates` artifact `path` in columns and labels each query's pool.
+pub fn labelled_pool(path: &Path, k_p: u32, pool: usize) -> Result<LabelledPool> {
+    let (mut queries, mut docs) = (Interner::new(), Interner::new());
+    let c = PairColumns::read(path, Candidates, &mut queries, &mut docs)?;
+    let mut pairs = Vec::new();
+    for (q, rows) in c.groups(queries.len()).into_iter().enumerate() {
+        let (positives, mut negatives): (Vec<usize>, Vec<usize>) =
+            rows.into_iter().partition(|&r| c.positive[r]);
+        if positives.is_empty() {
+            return Err(Error::file(
+                path,
+                format!(
+                    "candidates of query {:?}: no positive; expected mine.* output with judged positives",
+                    queries.id(q as u32)
+                ),
+            ));
+        }
+        negatives.sort_by(|&a, &b| {
+            c.rank[a]
+                .cmp(&c.rank[b])
+                .then_with(|| docs.id(c.doc[a]).cmp(docs.id(c.doc[b])))
         });
-        groups[i].push(c);
+        negatives.truncate(pool);
+        let best = best_positive(positives.iter().map(|&r| c.score[r]));
+        pairs.extend(positives.into_iter().chain(negatives).map(|r| {
+            let class = classify(c.positive[r], c.rank[r], c.score[r], k_p, best);
+            (c.query[r], c.doc[r], class)
+        }));
     }
-    let (mut rows, mut classes) = (Vec::new(), Vec::new());
-    for g in groups {
-        if !g.iter().any(|c| c.positive) {
-            return Err(Error::Invalid(format!(
-                "candidates of query {:?}: no positive; expected mine.* output with judged positives",
-                g[0].query_id
-            )));
-        }
-        let (pos, neg) = split_pool(g, pool, |c| c);
-        let g: Vec<Candidate> = pos.into_iter().chain(neg).collect();
-        classes.extend(label_query(&g, k_p));
-        rows.extend(g);
-    }
-    Ok((rows, classes))
-}
-
-/// Vectors of the ids in `wanted`, from an embeddings file: `(row of id, values, dim)`.
-fn load_vectors(
-    path: &Path,
-    wanted: &HashMap<&str, ()>,
-) -> Result<(HashMap<String, u32>, Vec<f32>, usize)> {
-    let (mut index, mut values) = (HashMap::new(), Vec::new());
-    let dim = embeddings::for_each_block(path, |ids, block| {
-        let dim = block.len() / ids.len().max(1);
-        for (i, id) in ids.iter().enumerate() {
-            if wanted.contains_key(id.as_str()) {
-                if index.insert(id.clone(), index.len() as u32).is_some() {
-                    return Err(Error::file(path, format!("id {id:?} has two vectors")));
-                }
-                values.extend_from_slice(&block[i * dim..(i + 1) * dim]);
-            }
-        }
-        Ok(())
-    })?;
-    Ok((index, values, dim))
-}
-
-/// The frozen vectors and pairs of `rows` (classes default to TN when not given).
-fn pairs(ctx: &StageContext<'_>, rows: &[Candidate], classes: Option<&[Class]>) -> Result<Pairs> {
-    let query_ids: HashMap<&str, ()> = rows.iter().map(|c| (c.query_id.as_str(), ())).collect();
-    let doc_ids: HashMap<&str, ()> = rows.iter().map(|c| (c.doc_id.as_str(), ())).collect();
-    let (q_path, d_path) = (ctx.input("queries")?, ctx.input("docs")?);
-    let (q_index, queries, q_dim) = load_vectors(q_path, &query_ids)?;
-    let (d_index, docs, d_dim) = load_vectors(d_path, &doc_ids)?;
-    if q_dim != d_dim {
-        return Err(Error::Invalid(format!(
-            "query vectors are {q_dim} wide but document vectors {d_dim}; expected one encoder's embeddings"
-        )));
-    }
-    let lookup = |index: &HashMap<String, u32>, id: &str, path: &Path, what: &str| {
-        index.get(id).copied().ok_or_else(|| {
-            Error::file(path, format!("no vector for {what} {id:?}; expected every {what} of the candidates to be embedded"))
-        })
-    };
-    let pairs = rows
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            Ok((
-                lookup(&q_index, &c.query_id, q_path, "query")?,
-                lookup(&d_index, &c.doc_id, d_path, "document")?,
-                classes.map_or(Class::Tn, |k| k[i]),
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Pairs {
-        dim: q_dim,
+    // Renumber over the ids the pool uses, so only their vectors are read.
+    let queries = renumber(pairs.iter_mut().map(|p| &mut p.0), &queries);
+    let docs = renumber(pairs.iter_mut().map(|p| &mut p.1), &docs);
+    Ok(LabelledPool {
         queries,
         docs,
         pairs,
     })
+}
+
+/// Renumbers `numbers` (of `ids`) over a new dictionary of the ids they use, in order of
+/// first use; returns that dictionary.
+fn renumber<'a>(numbers: impl Iterator<Item = &'a mut u32>, ids: &Interner) -> Interner {
+    let mut used = Interner::new();
+    let mut map = vec![u32::MAX; ids.len()];
+    for n in numbers {
+        let new = &mut map[*n as usize];
+        if *new == u32::MAX {
+            *new = used.intern(ids.id(*n));
+        }
+        *n = *new;
+    }
+    used
+}
+
+/// The query and document vectors of the interned ids (rows in dictionary order) and
+/// their width.
+fn vectors(
+    ctx: &StageContext<'_>,
+    queries: &Interner,
+    docs: &Interner,
+) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    let q = VectorTable::read(ctx.input("queries")?, queries, "query")?;
+    let d = VectorTable::read(ctx.input("docs")?, docs, "document")?;
+    if q.dim != d.dim {
+        return Err(Error::Invalid(format!(
+            "query vectors are {} wide but document vectors {}; expected one encoder's embeddings",
+            q.dim, d.dim
+        )));
+    }
+    Ok((q.values, d.values, q.dim))
 }
 
 /// Writes an adapter folder: `adapter.bpk` weights and `adapter.json`.
@@ -317,9 +356,9 @@ impl SavedAdapter {
     }
 }
 
-/// Loads an adapter folder (as `train.adapter` writes it) onto the CPU.
-pub fn load_adapter(dir: &Path) -> Result<AdapterNet> {
-    SavedAdapter::read(dir)?.load_net(dir, &Device::flex())
+/// Loads an adapter folder (as `train.adapter` writes it) onto `device`.
+pub fn load_adapter(dir: &Path, device: &Device) -> Result<AdapterNet> {
+    SavedAdapter::read(dir)?.load_net(dir, device)
 }
 
 /// Params of `score.adapter`.
@@ -328,11 +367,17 @@ pub fn load_adapter(dir: &Path) -> Result<AdapterNet> {
 pub struct ScoreAdapterParams {
     /// Pairs per forward pass.
     pub batch_size: usize,
+    /// Where it scores, as `train.adapter`'s `backend:` (left out of the key when `cpu`).
+    #[serde(skip_serializing_if = "is_cpu")]
+    pub backend: String,
 }
 
 impl Default for ScoreAdapterParams {
     fn default() -> Self {
-        ScoreAdapterParams { batch_size: 4096 }
+        ScoreAdapterParams {
+            batch_size: 4096,
+            backend: "cpu".into(),
+        }
     }
 }
 
@@ -364,22 +409,13 @@ impl Stage for ScoreAdapter {
         if p.batch_size == 0 {
             return Err("param batch_size must be at least 1".into());
         }
-        Ok(())
+        check_backend(&p.backend)
     }
     fn run(p: &ScoreAdapterParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let rows: Vec<Candidate> =
+        let (path, kind): (&Path, ArtifactKind) =
             match (ctx.optional_input("candidates"), ctx.optional_input("run")) {
-                (Some(path), None) => read_rows::<Candidate>(path)?,
-                (None, Some(path)) => read_rows::<RunRow>(path)?
-                    .into_iter()
-                    .map(|r| Candidate {
-                        query_id: r.query_id,
-                        doc_id: r.doc_id,
-                        rank: r.rank,
-                        score: r.score,
-                        positive: false,
-                    })
-                    .collect(),
+                (Some(path), None) => (path, Candidates),
+                (None, Some(path)) => (path, Run),
                 _ => {
                     return Err(Error::Invalid(
                         "score.adapter needs exactly one of the inputs \"candidates\" and \"run\""
@@ -387,30 +423,72 @@ impl Stage for ScoreAdapter {
                     ));
                 }
             };
-        let net = load_adapter(ctx.input("adapter")?)?;
-        let data = pairs(ctx, &rows, None)?;
+        let device = backend_device(&p.backend)?;
+        let net = load_adapter(ctx.input("adapter")?, &device)?;
+        // Pass 1: the ids, and their vectors on the device.
+        let (mut queries, mut docs) = (Interner::new(), Interner::new());
+        for_each_pair_batch(path, kind, |b| {
+            for i in 0..b.len() {
+                queries.intern(b.query_id.value(i));
+                docs.intern(b.doc_id.value(i));
+            }
+            Ok(())
+        })?;
+        let (q_values, d_values, dim) = vectors(ctx, &queries, &docs)?;
+        let (q_matrix, d_matrix) = (
+            matrix(q_values, dim, &device),
+            matrix(d_values, dim, &device),
+        );
+        // Pass 2: score `batch_size` pairs at a time (across record batches, so the
+        // forward passes do not depend on how the file is cut) and write as it goes.
         let clock = std::time::Instant::now();
         let task = ctx
             .progress
-            .task("score adapter (pairs)", Some(rows.len() as u64));
-        let scores = score(&net, &data, p.batch_size, &mut |n| task.inc(n));
+            .task("score adapter (pairs)", Some(parquet_rows(path)?));
+        let mut sink = ParquetSink::<Scored>::create(&ctx.output("scored"))?;
+        let mut pending: Vec<(Candidate, (u32, u32))> = Vec::with_capacity(p.batch_size);
+        let mut flush = |pending: &mut Vec<(Candidate, (u32, u32))>| -> Result<()> {
+            let rows = pending.iter().map(|(_, at)| *at);
+            let scores = score_rows(&net, &q_matrix, &d_matrix, rows, &device);
+            for ((candidate, _), s) in pending.drain(..).zip(scores) {
+                sink.push(Scored {
+                    candidate,
+                    qa_score: f64::from(s.qa),
+                    s_fn: f64::from(s.s_fn),
+                    p_rel: f64::from(s.p_rel),
+                })?;
+            }
+            Ok(())
+        };
+        for_each_pair_batch(path, kind, |b| {
+            for i in 0..b.len() {
+                let (query_id, doc_id) = (b.query_id.value(i), b.doc_id.value(i));
+                let at = (
+                    queries.get(query_id).expect("interned in pass 1"),
+                    docs.get(doc_id).expect("interned in pass 1"),
+                );
+                let candidate = Candidate {
+                    query_id: query_id.to_string(),
+                    doc_id: doc_id.to_string(),
+                    rank: b.rank[i],
+                    score: b.score[i],
+                    positive: b.positive(i),
+                };
+                pending.push((candidate, at));
+                if pending.len() == p.batch_size {
+                    flush(&mut pending)?;
+                    task.inc(p.batch_size as u64);
+                }
+            }
+            Ok(())
+        })?;
+        let rest = pending.len() as u64;
+        flush(&mut pending)?;
+        task.inc(rest);
         drop(task);
         let seconds = clock.elapsed().as_secs_f64();
-        let queries = rows
-            .iter()
-            .map(|c| c.query_id.as_str())
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        let mut sink = ParquetSink::<Scored>::create(&ctx.output("scored"))?;
-        for (candidate, s) in rows.into_iter().zip(scores) {
-            sink.push(Scored {
-                candidate,
-                qa_score: f64::from(s.qa),
-                s_fn: f64::from(s.s_fn),
-                p_rel: f64::from(s.p_rel),
-            })?;
-        }
         let n = sink.finish()?;
+        let queries = queries.len();
         Ok(StageReport {
             metrics: [
                 ("pairs".to_string(), n as f64),

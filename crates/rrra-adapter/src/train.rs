@@ -28,6 +28,8 @@ use crate::model::{AdapterConfig, AdapterNet, l_norm, s_fn};
 pub struct TrainConfig {
     pub hidden: usize,
     pub epochs: usize,
+    /// Stop after this many steps in all (`None`: every epoch to the end).
+    pub max_steps: Option<usize>,
     pub batch_size: usize,
     pub lr: f64,
     pub weight_decay: f64,
@@ -40,6 +42,7 @@ pub struct TrainConfig {
 
 /// Frozen vectors and the labelled pairs over them: pair `(i, j, class)` is query row `i`
 /// of `queries` with document row `j` of `docs`.
+#[derive(Debug, Clone)]
 pub struct Pairs {
     pub dim: usize,
     pub queries: Vec<f32>,
@@ -83,11 +86,10 @@ pub fn class_weights(counts: [usize; 4], balanced: bool) -> [f64; 4] {
     })
 }
 
-fn matrix(values: &[f32], dim: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(
-        TensorData::new(values.to_vec(), [values.len() / dim, dim]),
-        device,
-    )
+/// A row-major `[values.len() / dim, dim]` matrix on `device`, taking the values.
+pub fn matrix(values: Vec<f32>, dim: usize, device: &Device) -> Tensor<2> {
+    let rows = values.len() / dim;
+    Tensor::from_data(TensorData::new(values, [rows, dim]), device)
 }
 
 fn index(values: impl Iterator<Item = u32>, device: &Device) -> Tensor<1, Int> {
@@ -96,19 +98,17 @@ fn index(values: impl Iterator<Item = u32>, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
-/// The query and document rows of `pairs`, `[n, d]` each.
+/// The query and document rows of `pairs` (query row, document row), `[n, d]` each.
 fn gather(
     queries: &Tensor<2>,
     docs: &Tensor<2>,
-    pairs: &[(u32, u32, Class)],
+    pairs: impl Iterator<Item = (u32, u32)> + Clone,
     device: &Device,
 ) -> (Tensor<2>, Tensor<2>) {
     let q = queries
         .clone()
-        .select(0, index(pairs.iter().map(|p| p.0), device));
-    let c = docs
-        .clone()
-        .select(0, index(pairs.iter().map(|p| p.1), device));
+        .select(0, index(pairs.clone().map(|p| p.0), device));
+    let c = docs.clone().select(0, index(pairs.map(|p| p.1), device));
     (q, c)
 }
 
@@ -177,58 +177,81 @@ pub fn loss(
     loss
 }
 
-/// Trains an adapter on `data` (burn `flex` CPU backend with autodiff).
+/// Trains an adapter on `data` on `device` (any backend's; autodiff is added here). The
+/// vectors move onto the device once, outside the autodiff graph (they are frozen): each
+/// batch gathers its rows there and only those rows enter the graph.
 pub fn train(
-    data: &Pairs,
+    data: Pairs,
     config: &TrainConfig,
+    device: &Device,
     progress: &dyn Progress,
 ) -> (AdapterNet, AdapterConfig, TrainSummary) {
     let clock = std::time::Instant::now();
-    let device = Device::flex().autodiff();
+    let base = device.clone().inner();
+    let autodiff = base.clone().autodiff();
     let shape = AdapterConfig {
         dim: data.dim,
         hidden: config.hidden,
     };
-    let mut net = AdapterNet::new(&shape, config.seed, &device);
+    let mut net = AdapterNet::new(&shape, config.seed, &autodiff);
     let mut optim = AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .init();
     let counts = data.class_counts();
     let weights = class_weights(counts, config.balanced);
-    let queries = matrix(&data.queries, data.dim, &device);
-    let docs = matrix(&data.docs, data.dim, &device);
-    let mut order: Vec<usize> = (0..data.pairs.len()).collect();
-    let steps = data.pairs.len().div_ceil(config.batch_size);
-    let task = progress.task(
-        "train adapter (steps)",
-        Some((steps * config.epochs) as u64),
-    );
+    let Pairs {
+        dim,
+        queries,
+        docs,
+        pairs,
+    } = data;
+    let queries = matrix(queries, dim, &base);
+    let docs = matrix(docs, dim, &base);
+    let mut order: Vec<u32> =
+        (0..u32::try_from(pairs.len()).expect("fewer than 2^32 pairs")).collect();
+    let steps = pairs.len().div_ceil(config.batch_size) * config.epochs;
+    let steps = config.max_steps.map_or(steps, |m| m.min(steps));
+    let task = progress.task("train adapter (steps)", Some(steps as u64));
     let mut epoch_loss = Vec::with_capacity(config.epochs);
+    let mut step = 0;
     for epoch in 0..config.epochs {
+        if step == steps {
+            break;
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(
             config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         order.shuffle(&mut rng);
-        let mut sum = 0.0;
-        for rows in order.chunks(config.batch_size) {
-            let pairs: Vec<(u32, u32, Class)> = rows.iter().map(|&r| data.pairs[r]).collect();
-            let (q, c) = gather(&queries, &docs, &pairs, &device);
-            let classes: Vec<Class> = pairs.iter().map(|p| p.2).collect();
-            let loss = loss(&net, q, c, &classes, &weights, config);
-            let n = pairs.len() as f64;
+        let (mut sum, mut seen) = (0.0, 0);
+        for rows in order.chunks(config.batch_size).take(steps - step) {
+            let batch = rows.iter().map(|&r| pairs[r as usize]);
+            let (q, c) = gather(&queries, &docs, batch.clone().map(|p| (p.0, p.1)), &base);
+            let classes: Vec<Class> = batch.map(|p| p.2).collect();
+            let loss = loss(&net, q.autodiff(), c.autodiff(), &classes, &weights, config);
+            let n = rows.len() as f64;
             sum += f64::from(loss.clone().into_scalar::<f32>()) * n;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(config.lr, net, grads);
             task.inc(1);
+            (step, seen) = (step + 1, seen + rows.len());
         }
-        epoch_loss.push(sum / data.pairs.len().max(1) as f64);
+        epoch_loss.push(sum / seen.max(1) as f64);
     }
     drop(task);
+    drop(order);
     let net = net.valid();
-    let scores = score(&net, data, 4096, &mut |_| {});
     let mut mean_s_fn = [0.0; 4];
-    for (&(_, _, c), s) in data.pairs.iter().zip(&scores) {
-        mean_s_fn[c as usize] += f64::from(s.s_fn);
+    for chunk in pairs.chunks(4096) {
+        let scores = score_rows(
+            &net,
+            &queries,
+            &docs,
+            chunk.iter().map(|p| (p.0, p.1)),
+            &base,
+        );
+        for (&(_, _, c), s) in chunk.iter().zip(&scores) {
+            mean_s_fn[c as usize] += f64::from(s.s_fn);
+        }
     }
     for (m, &n) in mean_s_fn.iter_mut().zip(&counts) {
         *m /= n.max(1) as f64;
@@ -255,33 +278,48 @@ pub struct PairScores {
     pub p_rel: f32,
 }
 
-/// Scores every pair of `data` (classes are ignored), in order, `batch` pairs at a time,
-/// calling `done` with the pairs of each finished batch.
+/// Scores every pair of `data` (classes are ignored), in order, `batch` pairs at a time on
+/// `device`, calling `done` with the pairs of each finished batch.
 pub fn score(
     net: &AdapterNet,
     data: &Pairs,
     batch: usize,
+    device: &Device,
     done: &mut dyn FnMut(u64),
 ) -> Vec<PairScores> {
-    let device = Device::flex();
-    let queries = matrix(&data.queries, data.dim, &device);
-    let docs = matrix(&data.docs, data.dim, &device);
+    let queries = matrix(data.queries.clone(), data.dim, device);
+    let docs = matrix(data.docs.clone(), data.dim, device);
     let mut out = Vec::with_capacity(data.pairs.len());
     for pairs in data.pairs.chunks(batch.max(1)) {
-        let (q, c) = gather(&queries, &docs, pairs, &device);
-        let o = net.forward(q, c);
-        let probs = softmax(o.logits, 1);
-        let p_rel = probs.narrow(1, 0, 2).sum_dim(1);
-        let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
-        let (qa, s, p) = (vec(o.cos_qa), vec(s_fn(o.cos_ac, o.cos_qc)), vec(p_rel));
-        out.extend((0..pairs.len()).map(|i| PairScores {
-            qa: qa[i],
-            s_fn: s[i],
-            p_rel: p[i],
-        }));
+        let rows = pairs.iter().map(|p| (p.0, p.1));
+        out.extend(score_rows(net, &queries, &docs, rows, device));
         done(pairs.len() as u64);
     }
     out
+}
+
+/// The scores of one batch of pairs (query row of `queries`, document row of `docs`), all
+/// on `device`.
+pub fn score_rows(
+    net: &AdapterNet,
+    queries: &Tensor<2>,
+    docs: &Tensor<2>,
+    pairs: impl Iterator<Item = (u32, u32)> + Clone,
+    device: &Device,
+) -> Vec<PairScores> {
+    let (q, c) = gather(queries, docs, pairs, device);
+    let o = net.forward(q, c);
+    let probs = softmax(o.logits, 1);
+    let p_rel = probs.narrow(1, 0, 2).sum_dim(1);
+    let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
+    let (qa, s, p) = (vec(o.cos_qa), vec(s_fn(o.cos_ac, o.cos_qc)), vec(p_rel));
+    (0..qa.len())
+        .map(|i| PairScores {
+            qa: qa[i],
+            s_fn: s[i],
+            p_rel: p[i],
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -289,6 +327,10 @@ mod tests {
     use super::*;
     use rand::Rng;
     use rrra_common::progress::Silent;
+
+    fn cpu() -> Device {
+        Device::flex()
+    }
 
     /// Queries and documents in 16-d where "relevant" documents lie close to their query;
     /// some relevant documents are labelled (gold), others are hidden among the negatives.
@@ -340,6 +382,7 @@ mod tests {
         TrainConfig {
             hidden: 16,
             epochs: 30,
+            max_steps: None,
             batch_size: 128,
             lr: 3e-3,
             weight_decay: 0.0,
@@ -353,11 +396,11 @@ mod tests {
     #[test]
     fn training_lowers_the_loss_and_scores_hidden_positives_higher() {
         let (data, hidden) = toy(1);
-        let (net, _, summary) = train(&data, &config(5), &Silent);
+        let (net, _, summary) = train(data.clone(), &config(5), &cpu(), &Silent);
         let first = summary.epoch_loss[0];
         let last = *summary.epoch_loss.last().unwrap();
         assert!(last < 0.8 * first, "loss {first} -> {last}");
-        let scores = score(&net, &data, 100, &mut |_| {});
+        let scores = score(&net, &data, 100, &cpu(), &mut |_| {});
         let mean = |want: bool| {
             let v: Vec<f64> = scores
                 .iter()
@@ -386,8 +429,9 @@ mod tests {
         let (data, _) = toy(2);
         let mut c = config(9);
         c.epochs = 2;
-        let a = score(&train(&data, &c, &Silent).0, &data, 64, &mut |_| {});
-        let b = score(&train(&data, &c, &Silent).0, &data, 64, &mut |_| {});
+        let run = || train(data.clone(), &c, &cpu(), &Silent).0;
+        let a = score(&run(), &data, 64, &cpu(), &mut |_| {});
+        let b = score(&run(), &data, 64, &cpu(), &mut |_| {});
         assert_eq!(a, b);
     }
 

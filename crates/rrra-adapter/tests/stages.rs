@@ -108,7 +108,13 @@ fn score(dir: &Path, name: &str, inputs: &[(&str, &Path)]) -> rrra_common::Resul
     let out = dir.join(name);
     std::fs::create_dir_all(&out).unwrap();
     let c = ctx(inputs, &out, 0);
-    ScoreAdapter::run(&ScoreAdapterParams { batch_size: 50 }, &c)?;
+    ScoreAdapter::run(
+        &ScoreAdapterParams {
+            batch_size: 50,
+            ..Default::default()
+        },
+        &c,
+    )?;
     read_rows::<Scored>(&c.output("scored"))
 }
 
@@ -261,4 +267,85 @@ fn input_errors_name_what_is_wrong() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("adapter.json"), "{err}");
+}
+
+#[test]
+fn params_pick_a_backend_and_a_step_budget_and_only_pool_vectors_are_read() {
+    let bad = |p: TrainAdapterParams| TrainAdapter::check(&p).unwrap_err();
+    let unknown = bad(TrainAdapterParams {
+        backend: "gpu".into(),
+        ..Default::default()
+    });
+    assert!(
+        unknown.contains("param backend") && unknown.contains("gpu"),
+        "{unknown}"
+    );
+    if !cfg!(feature = "wgpu") {
+        let missing = bad(TrainAdapterParams {
+            backend: "wgpu".into(),
+            ..Default::default()
+        });
+        assert!(missing.contains("feature `wgpu`"), "{missing}");
+    }
+    assert!(
+        bad(TrainAdapterParams {
+            max_steps: Some(0),
+            ..Default::default()
+        })
+        .contains("max_steps")
+    );
+    let score_bad = ScoreAdapter::check(&ScoreAdapterParams {
+        backend: "gpu".into(),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(score_bad.contains("param backend"), "{score_bad}");
+
+    // Document vectors of the pool only: the rank-30 negatives (beyond a pool of 20) have
+    // none, and training does not need them. Two steps of a 3-epoch run: one epoch's loss.
+    let dir = tempfile::tempdir().unwrap();
+    let (c, q, d) = fixture(dir.path());
+    let pool_docs = dir.path().join("pool-docs.parquet");
+    let mut sink = EmbeddingSink::create(&pool_docs, DIM).unwrap();
+    let far: std::collections::HashSet<String> = read_rows::<Candidate>(&c)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.rank == 30)
+        .map(|c| c.doc_id)
+        .collect();
+    assert_eq!(far.len(), 12);
+    rrra_common::embeddings::for_each_block(&d, |ids, block| {
+        for (id, v) in ids.iter().zip(block.chunks(DIM)) {
+            if !far.contains(id) {
+                sink.push(id, v).unwrap();
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    sink.finish().unwrap();
+    let out = dir.path().join("budget");
+    std::fs::create_dir_all(&out).unwrap();
+    let params = TrainAdapterParams {
+        max_steps: Some(2),
+        batch_size: 64,
+        pool: 20,
+        ..Default::default()
+    };
+    let inputs = [
+        ("candidates", c.as_path()),
+        ("queries", &q),
+        ("docs", &pool_docs),
+    ];
+    TrainAdapter::run(&params, &ctx(&inputs, &out, 1)).unwrap();
+    let saved = rrra_adapter::stages::SavedAdapter::read(&out.join("adapter")).unwrap();
+    assert_eq!(saved.summary.unwrap().epoch_loss.len(), 1);
+    // A pool of 30 needs them.
+    let out = dir.path().join("all");
+    std::fs::create_dir_all(&out).unwrap();
+    let params = TrainAdapterParams { pool: 30, ..params };
+    let err = TrainAdapter::run(&params, &ctx(&inputs, &out, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no vector for document"), "{err}");
 }

@@ -1,9 +1,11 @@
 //! The artifact contract of rrra. Every stage crate depends on this crate and on no other
 //! stage crate: records ([`records`]), one versioned Arrow schema per artifact kind
-//! ([`schema`]), Parquet reading and writing with temp-then-rename ([`artifact`]), manifests
-//! ([`manifest`]), the [`stage::Stage`] trait, and progress reporting ([`progress`]).
+//! ([`schema`]), Parquet reading and writing with temp-then-rename ([`artifact`]), columnar
+//! reading of pair artifacts ([`columns`]), manifests ([`manifest`]), the [`stage::Stage`]
+//! trait, and progress reporting ([`progress`]).
 
 pub mod artifact;
+pub mod columns;
 pub mod embeddings;
 pub mod error;
 pub mod manifest;

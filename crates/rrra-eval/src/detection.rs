@@ -3,10 +3,17 @@
 //! report ROC-AUC over all pooled (query, negative) pairs, and per-query precision@k and
 //! recall@k averaged over the queries with at least one hidden relevant document in their
 //! pool.
+//!
+//! The `scored` rows are read in columns ([`ScoredTable`]: ids interned, 48 bytes a row
+//! rather than two `String`s and a struct per row).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
-use rrra_common::records::{Scored, split_pool};
+use rrra_common::Result;
+use rrra_common::columns::{Interner, for_each_pair_batch};
+use rrra_common::records::Scored;
+use rrra_common::schema::ArtifactKind;
 
 /// The detectors compared, each a score where higher means "more likely a false negative".
 pub const DETECTORS: [&str; 5] = ["s_fn", "p_rel", "qa_score", "score", "simans"];
@@ -62,46 +69,132 @@ pub struct Detection {
     pub queries: usize,
 }
 
-/// Scores of one pooled negative under each detector, in [`DETECTORS`] order.
-fn detector_scores(s: &Scored, s_pos: f64, a: f64, b: f64) -> [f64; 5] {
-    let simans = (-a * (s.candidate.score - s_pos - b).powi(2)).exp();
-    [s.s_fn, s.p_rel, s.qa_score, s.candidate.score, simans]
+/// One `scored` row with its ids interned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredPair {
+    pub query: u32,
+    pub doc: u32,
+    pub rank: u32,
+    pub score: f64,
+    pub positive: bool,
+    pub qa_score: f64,
+    pub s_fn: f64,
+    pub p_rel: f64,
 }
 
-/// Measures detection over `rows` (one query's rows contiguous or not), whose negatives
-/// are the candidates with `positive == false` among each query's `pool` best-ranked ones;
-/// `hidden` holds the (query, doc) pairs hidden from the qrels. SimANS uses `(a, b)` with
-/// the query's best positive score as `s_pos` (queries without a positive are skipped).
+/// The rows of a `scored` artifact in columns: ids interned, rows in file order.
+#[derive(Debug, Clone, Default)]
+pub struct ScoredTable {
+    pub queries: Interner,
+    pub docs: Interner,
+    pub rows: Vec<ScoredPair>,
+}
+
+impl ScoredTable {
+    /// Reads a `scored` artifact.
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut t = ScoredTable::default();
+        for_each_pair_batch(path, ArtifactKind::Scored, |b| {
+            let [qa, s_fn, p_rel] = b.adapter.expect("a scored artifact has adapter columns");
+            for i in 0..b.len() {
+                let pair = ScoredPair {
+                    query: t.queries.intern(b.query_id.value(i)),
+                    doc: t.docs.intern(b.doc_id.value(i)),
+                    rank: b.rank[i],
+                    score: b.score[i],
+                    positive: b.positive(i),
+                    qa_score: qa[i],
+                    s_fn: s_fn[i],
+                    p_rel: p_rel[i],
+                };
+                t.rows.push(pair);
+            }
+            Ok(())
+        })?;
+        Ok(t)
+    }
+
+    /// The table of records.
+    pub fn from_rows(rows: &[Scored]) -> Self {
+        let mut t = ScoredTable::default();
+        for s in rows {
+            let c = &s.candidate;
+            let pair = ScoredPair {
+                query: t.queries.intern(&c.query_id),
+                doc: t.docs.intern(&c.doc_id),
+                rank: c.rank,
+                score: c.score,
+                positive: c.positive,
+                qa_score: s.qa_score,
+                s_fn: s.s_fn,
+                p_rel: s.p_rel,
+            };
+            t.rows.push(pair);
+        }
+        t
+    }
+}
+
+/// Scores of one pooled negative under each detector, in [`DETECTORS`] order.
+fn detector_scores(s: &ScoredPair, s_pos: f64, a: f64, b: f64) -> [f64; 5] {
+    let simans = (-a * (s.score - s_pos - b).powi(2)).exp();
+    [s.s_fn, s.p_rel, s.qa_score, s.score, simans]
+}
+
+/// Measures detection over `table` (one query's rows contiguous or not), whose negatives
+/// are the candidates with `positive == false` among each query's `pool` best-ranked ones
+/// (ties by doc id); `hidden` holds the (query, doc) pairs hidden from the qrels. SimANS
+/// uses `(a, b)` with the query's best positive score as `s_pos` (queries without a
+/// positive are skipped). Queries are visited in id order.
 pub fn detect(
-    rows: &[Scored],
+    table: &ScoredTable,
     hidden: &HashSet<(String, String)>,
     pool: usize,
     k: usize,
     (a, b): (f64, f64),
 ) -> Detection {
-    let mut by_query: BTreeMap<&str, Vec<&Scored>> = BTreeMap::new();
-    for s in rows {
-        by_query.entry(&s.candidate.query_id).or_default().push(s);
+    let (ids, docs) = (&table.queries, &table.docs);
+    let mut groups: Vec<Vec<&ScoredPair>> = vec![Vec::new(); ids.len()];
+    for s in &table.rows {
+        groups[s.query as usize].push(s);
+    }
+    let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
+    by_id.sort_by(|&x, &y| ids.id(x).cmp(ids.id(y)));
+    let mut hidden_of: HashMap<&str, usize> = HashMap::new();
+    let mut hidden_pairs: HashSet<(u32, u32)> = HashSet::new();
+    for (q, d) in hidden {
+        *hidden_of.entry(q.as_str()).or_default() += 1;
+        if let (Some(q), Some(d)) = (ids.get(q), docs.get(d)) {
+            hidden_pairs.insert((q, d));
+        }
     }
     let mut all_scores: Vec<Vec<f64>> = vec![Vec::new(); DETECTORS.len()];
     let mut labels = Vec::new();
     let mut prec = vec![0.0; DETECTORS.len()];
     let mut rec = vec![0.0; DETECTORS.len()];
     let (mut queries, mut hidden_total) = (0usize, 0usize);
-    for (query, group) in &by_query {
+    for &query in &by_id {
+        let group = &groups[query as usize];
         let Some(s_pos) = group
             .iter()
-            .filter(|s| s.candidate.positive)
-            .map(|s| s.candidate.score)
+            .filter(|s| s.positive)
+            .map(|s| s.score)
             .reduce(f64::max)
         else {
             continue;
         };
-        hidden_total += hidden.iter().filter(|(q, _)| q == query).count();
-        let (_, negatives) = split_pool(group.iter(), pool, |s| &s.candidate);
+        hidden_total += hidden_of.get(ids.id(query)).copied().unwrap_or(0);
+        let mut negatives: Vec<&ScoredPair> =
+            group.iter().copied().filter(|s| !s.positive).collect();
+        negatives.sort_by(|x, y| {
+            x.rank
+                .cmp(&y.rank)
+                .then_with(|| docs.id(x.doc).cmp(docs.id(y.doc)))
+        });
+        negatives.truncate(pool);
         let is_hidden: Vec<bool> = negatives
             .iter()
-            .map(|s| hidden.contains(&(query.to_string(), s.candidate.doc_id.clone())))
+            .map(|s| hidden_pairs.contains(&(query, s.doc)))
             .collect();
         let scores: Vec<[f64; 5]> = negatives
             .iter()
@@ -200,6 +293,7 @@ mod tests {
             [("q1".into(), "h".into()), ("q1".into(), "gone".into())]
                 .into_iter()
                 .collect();
+        let rows = ScoredTable::from_rows(&rows);
         let d = detect(&rows, &hidden, 200, 1, (200.0, 0.0));
         assert_eq!(
             (d.pooled, d.pooled_hidden, d.hidden_total, d.queries),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rrra_common::artifact::{for_each_batch, read_rows, write_rows};
-use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow, Scored};
+use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow};
 use rrra_common::report::text_table;
 use rrra_common::schema::ArtifactKind::{
     Corpus, Metrics, Qrels as QrelsKind, Queries, Run as RunKind, Scored as ScoredKind,
@@ -14,7 +14,7 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::detection::detect;
+use crate::detection::{ScoredTable, detect};
 use crate::{Measure, Qrels, Run, answer_top_k, evaluate, paired_t_test, randomisation_test};
 
 fn parse_measures(names: &[String]) -> Result<Vec<Measure>, String> {
@@ -330,7 +330,8 @@ pub struct EvalFnDetection;
 impl Stage for EvalFnDetection {
     type Params = FnDetectionParams;
     const KIND: &'static str = "eval.fn_detection";
-    // 2: a blank line between the table and the sentence under it.
+    // 2: a blank line between the table and the sentence under it. (Columnar reading
+    // changed no output.)
     const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "false-negative detection: ROC-AUC, P@k, R@k of hidden relevant docs among mined negatives";
@@ -359,7 +360,7 @@ impl Stage for EvalFnDetection {
         Ok(())
     }
     fn run(p: &FnDetectionParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let rows = read_rows::<Scored>(ctx.input("scored")?)?;
+        let rows = ScoredTable::read(ctx.input("scored")?)?;
         let hidden_path = ctx.input("hidden")?;
         let hidden: HashSet<(String, String)> = read_rows::<Qrel>(hidden_path)?
             .into_iter()

@@ -4,8 +4,6 @@
 
 use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, labelled_pool, save_adapter};
-use rrra_common::artifact::read_rows;
-use rrra_common::records::Candidate;
 use rrra_common::schema::ArtifactKind::{
     Adapter, Candidates, Corpus, Examples, Model, Queries, TrainLog,
 };
@@ -96,17 +94,19 @@ impl Stage for TrainJoint {
         let saved = SavedAdapter::read(start)?;
         let stage2 = saved.trained_with(start)?;
         // The labels the adapter was trained with, keyed by the training data's indices.
-        let (rows, labels) = labelled_pool(
-            read_rows::<Candidate>(ctx.input("candidates")?)?,
-            stage2.k_p,
-            stage2.pool,
-        )?;
-        let classes = rows
+        let pool = labelled_pool(ctx.input("candidates")?, stage2.k_p, stage2.pool)?;
+        // Interned numbers to the training data's indices (absent: not in the data).
+        let query_at: Vec<Option<usize>> = (0..pool.queries.len() as u32)
+            .map(|q| ids.queries.get(pool.queries.id(q)).copied())
+            .collect();
+        let doc_at: Vec<Option<usize>> = (0..pool.docs.len() as u32)
+            .map(|d| ids.docs.get(pool.docs.id(d)).copied())
+            .collect();
+        let classes = pool
+            .pairs
             .iter()
-            .zip(labels)
-            .filter_map(|(c, class)| {
-                let at = (*ids.queries.get(&c.query_id)?, *ids.docs.get(&c.doc_id)?);
-                Some((at, class))
+            .filter_map(|&(q, d, class)| {
+                Some(((query_at[q as usize]?, doc_at[d as usize]?), class))
             })
             .collect();
         let mut aux = JointAdapter::new(

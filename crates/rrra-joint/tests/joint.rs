@@ -226,7 +226,7 @@ fn zero_weight_trains_the_encoder_as_plain_training_and_still_trains_the_adapter
         plain.embeddings, zero.embeddings,
         "λ = 0 changed the encoder"
     );
-    let before = probe(&rrra_adapter::stages::load_adapter(start.path()).unwrap());
+    let before = probe(&rrra_adapter::stages::load_adapter(start.path(), &Device::flex()).unwrap());
     let moved = max_abs_diff(&before, zero.adapter.as_ref().unwrap());
     assert!(
         moved > 1e-4,

@@ -3,11 +3,12 @@
 //! `s_base = (1 + cos(q, c)) / 2` and `s_adapter = (1 + cos(q, a)) / 2` (METHOD.md,
 //! "Reranking"); `rerank.none` keeps the first-stage order, the swap-in for ablations.
 //! Both read the same input, so an ablation swaps only `kind`.
+//!
+//! The input is read in columns (ids interned, [`rrra_common::columns`]): 24 bytes a row.
 
-use std::collections::HashMap;
-
-use rrra_common::artifact::{ParquetSink, read_rows};
-use rrra_common::records::{RunRow, Scored};
+use rrra_common::artifact::ParquetSink;
+use rrra_common::columns::{Interner, for_each_pair_batch};
+use rrra_common::records::RunRow;
 use rrra_common::schema::ArtifactKind::{Run, Scored as ScoredKind};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
@@ -79,9 +80,7 @@ impl Stage for RerankAdapter {
     }
     fn run(p: &AdapterRerankParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let lambda = p.lambda;
-        rerank(ctx, p.depth, |s| {
-            s_rr(s.candidate.score, s.qa_score, lambda)
-        })
+        rerank(ctx, p.depth, |base, qa| s_rr(base, qa, lambda))
     }
 }
 
@@ -101,63 +100,78 @@ impl Stage for RerankNone {
         OUTPUTS
     }
     fn run(p: &NoRerankParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        rerank(ctx, p.depth, |s| s.candidate.score)
+        rerank(ctx, p.depth, |base, _| base)
     }
 }
 
+/// One row of the input: interned query and document, first-stage score, QA-score.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    doc: u32,
+    score: f64,
+    qa: f64,
+}
+
 /// Per query: the `depth` best rows by first-stage score (then doc id), reordered by
-/// `key` (ties by doc id), written with 1-based ranks and `key` as the score.
-fn rerank(ctx: &StageContext<'_>, depth: u32, key: impl Fn(&Scored) -> f64) -> Result<StageReport> {
+/// `key(score, qa_score)` (ties by doc id), written with 1-based ranks and `key` as the
+/// score. Queries in order of first appearance.
+fn rerank(
+    ctx: &StageContext<'_>,
+    depth: u32,
+    key: impl Fn(f64, f64) -> f64,
+) -> Result<StageReport> {
     let path = ctx.input("scored")?;
-    let rows = read_rows::<Scored>(path)?;
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: HashMap<String, Vec<Scored>> = HashMap::new();
-    for (i, s) in rows.into_iter().enumerate() {
-        if !s.candidate.score.is_finite() || !s.qa_score.is_finite() {
-            return Err(Error::file(
-                path,
-                format!(
-                    "record {}: query {:?} doc {:?} has a non-finite score; expected finite scores",
-                    i + 1,
-                    s.candidate.query_id,
-                    s.candidate.doc_id
-                ),
-            ));
-        }
-        let g = groups
-            .entry(s.candidate.query_id.clone())
-            .or_insert_with(|| {
-                order.push(s.candidate.query_id.clone());
-                Vec::new()
+    let (mut queries, mut docs) = (Interner::new(), Interner::new());
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    let mut record = 0usize;
+    for_each_pair_batch(path, ScoredKind, |b| {
+        let qa = b.adapter.expect("a scored artifact has adapter columns")[0];
+        for (i, &qa) in qa.iter().enumerate() {
+            record += 1;
+            let (query_id, doc_id) = (b.query_id.value(i), b.doc_id.value(i));
+            if !b.score[i].is_finite() || !qa.is_finite() {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "record {record}: query {query_id:?} doc {doc_id:?} has a non-finite score; expected finite scores"
+                    ),
+                ));
+            }
+            let q = queries.intern(query_id) as usize;
+            if q == groups.len() {
+                groups.push(Vec::new());
+            }
+            groups[q].push(Row {
+                doc: docs.intern(doc_id),
+                score: b.score[i],
+                qa,
             });
-        g.push(s);
-    }
+        }
+        Ok(())
+    })?;
     let clock = std::time::Instant::now();
     let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
     let (mut moved, mut total) = (0u64, 0u64);
-    for query in &order {
-        let mut g = groups.remove(query).expect("grouped above");
-        g.sort_by(|a, b| {
-            b.candidate
-                .score
-                .total_cmp(&a.candidate.score)
-                .then_with(|| a.candidate.doc_id.cmp(&b.candidate.doc_id))
-        });
+    let queries_seen = groups.len();
+    for (q, mut g) in groups.into_iter().enumerate() {
+        let doc = |r: &Row| docs.id(r.doc);
+        g.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| doc(a).cmp(doc(b))));
         if depth > 0 {
             g.truncate(depth as usize);
         }
-        let mut keyed: Vec<(f64, usize, &Scored)> =
-            g.iter().enumerate().map(|(i, s)| (key(s), i, s)).collect();
-        keyed.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.2.candidate.doc_id.cmp(&b.2.candidate.doc_id))
-        });
-        for (rank, (score, before, s)) in keyed.into_iter().enumerate() {
+        let mut keyed: Vec<(f64, usize, &Row)> = g
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (key(r.score, r.qa), i, r))
+            .collect();
+        keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| doc(a.2).cmp(doc(b.2))));
+        let query_id = queries.id(q as u32);
+        for (rank, (score, before, r)) in keyed.into_iter().enumerate() {
             moved += u64::from(before != rank);
             total += 1;
             sink.push(RunRow {
-                query_id: s.candidate.query_id.clone(),
-                doc_id: s.candidate.doc_id.clone(),
+                query_id: query_id.to_string(),
+                doc_id: doc(r).to_string(),
                 rank: rank as u32 + 1,
                 score,
             })?;
@@ -167,7 +181,7 @@ fn rerank(ctx: &StageContext<'_>, depth: u32, key: impl Fn(&Scored) -> f64) -> R
     let seconds = clock.elapsed().as_secs_f64();
     Ok(StageReport {
         metrics: [
-            ("queries".to_string(), order.len() as f64),
+            ("queries".to_string(), queries_seen as f64),
             ("rows".to_string(), total as f64),
             (
                 "moved_fraction".to_string(),
@@ -175,7 +189,7 @@ fn rerank(ctx: &StageContext<'_>, depth: u32, key: impl Fn(&Scored) -> f64) -> R
             ),
             (
                 "ms_per_query".to_string(),
-                1000.0 * seconds / order.len().max(1) as f64,
+                1000.0 * seconds / queries_seen.max(1) as f64,
             ),
         ]
         .into(),
@@ -187,9 +201,9 @@ fn rerank(ctx: &StageContext<'_>, depth: u32, key: impl Fn(&Scored) -> f64) -> R
 mod tests {
     use std::collections::BTreeMap;
 
-    use rrra_common::artifact::write_rows;
+    use rrra_common::artifact::{read_rows, write_rows};
     use rrra_common::progress::Silent;
-    use rrra_common::records::Candidate;
+    use rrra_common::records::{Candidate, Scored};
 
     use super::*;
 
