@@ -3,6 +3,7 @@
 //! lists the stage implementations, `clean` empties the cache; `test` and `bench` set up the
 //! Python reference tools the parity tests and benchmarks compare against, then run them.
 
+mod bench;
 mod fuzz;
 mod killloop;
 mod progress;
@@ -111,7 +112,9 @@ enum Command {
         #[arg(long)]
         python: Option<PathBuf>,
     },
-    /// Run the benchmarks (each prints a ratio against its named peer).
+    /// Run the benchmarks (each prints a ratio against its named peer); `bench encode` /
+    /// `bench train [ARGS]` run only the encoder's CPU benchmark against PyTorch
+    /// (transformers / sentence-transformers, from `$PYTHON` or `.venv`).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -244,9 +247,10 @@ fn real_main() -> Result<()> {
         }
         Command::Test { args } => python::cargo_with_reference("test", "requirements.txt", &args),
         Command::TestSt { python } => python::sentence_transformers_test(python),
-        Command::Bench { args } => {
-            python::cargo_with_reference("bench", "bench-requirements.txt", &args)
-        }
+        Command::Bench { args } => match args.first().and_then(|a| bench::Peer::parse(a)) {
+            Some(peer) => bench::run(peer, &args[1..]),
+            None => python::cargo_with_reference("bench", "bench-requirements.txt", &args),
+        },
         Command::Fuzz { release, args } => fuzz::fuzz(release, &args),
         Command::KillLoop { kills, seed, dir } => killloop::kill_loop(kills, seed, &dir),
     }

@@ -26,7 +26,7 @@ fn status(cmd: &mut Command) -> Result<()> {
 
 /// Creates `.venv` and installs the pinned requirements file `tests/python/<file>`, unless
 /// already installed.
-fn ensure_venv(file: &str) -> Result<PathBuf> {
+pub(crate) fn ensure_venv(file: &str) -> Result<PathBuf> {
     let root = root();
     let venv = root.join(".venv");
     let python = venv.join("bin").join("python");

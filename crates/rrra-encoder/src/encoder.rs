@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::model::{Bert, BertConfig};
 use crate::tokenize::{TextTokenizer, TokenBatch};
 
+/// Texts tokenised (and length-sorted) together by [`Encoder::encode`]: large enough that
+/// batches pad little, small enough that the ids stay small (~8 bytes a token).
+const TOKENIZE_WINDOW: usize = 16 * 1024;
+
 /// The files a model folder must hold.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
@@ -145,9 +149,10 @@ impl Encoder {
         &self.options
     }
 
-    /// Embeds `texts`: `texts.len() × dim` floats, row-major, in input order. Texts are
-    /// sorted by token length and run `batch_size` at a time, so memory is bounded by the
-    /// batch, not the input.
+    /// Embeds `texts`: `texts.len() × dim` floats, row-major, in input order. Each text
+    /// is tokenised once; texts are taken `TOKENIZE_WINDOW` (16384) at a time, sorted by token
+    /// length within that window and run `batch_size` at a time, so memory is bounded by
+    /// the window and the batch, not the input.
     pub fn encode<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
@@ -157,22 +162,25 @@ impl Encoder {
         if batch_size == 0 {
             return Err(Error::Invalid("batch_size must be at least 1".into()));
         }
-        let lengths = self.tokenizer.lengths(texts)?;
-        // Longest first: the largest batch is allocated once, at the start.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-
         let task = progress.task("encode", Some(texts.len() as u64));
         let mut out = vec![0f32; texts.len() * self.dim];
-        for rows in order.chunks(batch_size) {
-            let batch = self
-                .tokenizer
-                .batch(rows.iter().map(|&i| texts[i].as_ref()).collect())?;
-            let embeddings = self.embed(batch)?;
-            for (row, &i) in embeddings.chunks_exact(self.dim).zip(rows) {
-                out[i * self.dim..(i + 1) * self.dim].copy_from_slice(row);
+        for (w, window) in texts.chunks(TOKENIZE_WINDOW).enumerate() {
+            let strs: Vec<&str> = window.iter().map(AsRef::as_ref).collect();
+            let tokens = self.tokenizer.tokenize(&strs)?;
+            // Longest first: the largest batch is allocated once, at the start.
+            let mut order: Vec<usize> = (0..window.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
+            for rows in order.chunks(batch_size) {
+                let batch = self
+                    .tokenizer
+                    .pad(&rows.iter().map(|&i| &tokens[i]).collect::<Vec<_>>());
+                let embeddings = self.embed(batch)?;
+                for (row, &i) in embeddings.chunks_exact(self.dim).zip(rows) {
+                    let i = w * TOKENIZE_WINDOW + i;
+                    out[i * self.dim..(i + 1) * self.dim].copy_from_slice(row);
+                }
+                task.inc(rows.len() as u64);
             }
-            task.inc(rows.len() as u64);
         }
         Ok(out)
     }
@@ -201,6 +209,7 @@ pub(crate) fn embed_batch(
     pooling: Pooling,
     normalize: bool,
 ) -> Tensor<2> {
+    let has_padding = batch.has_padding();
     let TokenBatch {
         batch: n,
         seq,
@@ -210,17 +219,20 @@ pub(crate) fn embed_batch(
     } = batch;
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, seq]), device);
     let type_ids = Tensor::<2, Int>::from_data(TensorData::new(type_ids, [n, seq]), device);
-    let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [n, seq]), device);
+    // No mask at all for a batch without padding (every batch of over-long texts).
+    let pad =
+        has_padding.then(|| Tensor::<2, Bool>::from_data(TensorData::new(pad, [n, seq]), device));
 
     let states = model.forward(ids, type_ids, pad.clone());
     let dim = states.dims()[2];
-    let pooled: Tensor<2> = match pooling {
-        Pooling::Cls => states.slice([0..n, 0..1]).reshape([n, dim]),
-        Pooling::Mean => {
+    let pooled: Tensor<2> = match (pooling, pad) {
+        (Pooling::Cls, _) => states.slice([0..n, 0..1]).reshape([n, dim]),
+        (Pooling::Mean, Some(pad)) => {
             let keep = pad.bool_not().float().unsqueeze_dim::<3>(2);
             let sum = (states * keep.clone()).sum_dim(1).reshape([n, dim]);
             sum / keep.sum_dim(1).reshape([n, 1])
         }
+        (Pooling::Mean, None) => states.sum_dim(1).reshape([n, dim]).div_scalar(seq as f32),
     };
     if normalize {
         let norm = pooled

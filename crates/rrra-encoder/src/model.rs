@@ -242,13 +242,14 @@ impl Bert {
         Ok(model)
     }
 
-    /// Hidden states `[batch, seq, hidden]` of token ids `[batch, seq]`; `pad` is `true` at
-    /// padding positions, which no token attends to.
+    /// Hidden states `[batch, seq, hidden]` of token ids `[batch, seq]`; `pad`, when the
+    /// batch has padding, is `true` at padding positions, which no token attends to. A
+    /// batch without padding passes `None` and attention runs unmasked.
     pub(crate) fn forward(
         &self,
         ids: Tensor<2, Int>,
         type_ids: Tensor<2, Int>,
-        pad: Tensor<2, Bool>,
+        pad: Option<Tensor<2, Bool>>,
     ) -> Tensor<3> {
         let [batch, seq] = ids.dims();
         let positions = self
@@ -260,34 +261,70 @@ impl Bert {
         let x = self.word_embeddings.forward(ids)
             + positions
             + self.token_type_embeddings.forward(type_ids);
-        let mut x = self.emb_norm.forward(x);
-        // Broadcast over heads: backends read it per head without materialising a copy.
-        let pad = pad.reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq]);
-        let (mask, bias) = if self.additive_mask {
-            let zeros = Tensor::<4>::zeros(pad.shape(), &pad.device());
-            (None, Some(zeros.mask_fill(pad, f32::NEG_INFINITY)))
-        } else {
-            (Some(pad), None)
+        let hidden = x.dims()[2];
+        // Token states stay `[batch * seq, hidden]` between layers, so every Linear is one
+        // 2-D matrix product over all tokens (its weight packed once per call).
+        let mut x = self.emb_norm.forward(x.reshape([batch * seq, hidden]));
+        let mask = pad.map(|pad| {
+            // `[batch, 1, 1, seq]`, broadcast over heads and query rows by the backend.
+            let pad = pad.reshape([batch, 1, 1, seq]);
+            if self.additive_mask {
+                let zeros = Tensor::<4>::zeros(pad.shape(), &pad.device());
+                Mask::Additive(
+                    zeros
+                        .mask_fill(pad, f32::NEG_INFINITY)
+                        .expand([batch, 1, seq, seq]),
+                )
+            } else {
+                Mask::Bool(pad.expand([batch, 1, seq, seq]))
+            }
+        });
+        let shape = Shape {
+            batch,
+            seq,
+            heads: self.heads,
         };
         for layer in &self.layers {
-            x = layer.forward(x, (mask.clone(), bias.clone()), self.heads, self.activation);
+            x = layer.forward(x, mask.as_ref(), shape, self.activation);
         }
-        x
+        x.reshape([batch, seq, hidden])
     }
 }
 
+/// Which positions attention skips: a bool mask (`true` = padding) or an additive
+/// `-inf` bias (burn-tch reads bool masks with the opposite sense).
+#[derive(Clone)]
+enum Mask {
+    Bool(Tensor<4, Bool>),
+    Additive(Tensor<4>),
+}
+
+/// The token grid of a batch and the attention head count.
+#[derive(Clone, Copy)]
+struct Shape {
+    batch: usize,
+    seq: usize,
+    heads: usize,
+}
+
 impl BertLayer {
+    /// One layer over token states `[batch * seq, hidden]`.
     fn forward(
         &self,
-        x: Tensor<3>,
-        (mask, bias): (Option<Tensor<4, Bool>>, Option<Tensor<4>>),
-        heads: usize,
+        x: Tensor<2>,
+        mask: Option<&Mask>,
+        Shape { batch, seq, heads }: Shape,
         activation: Activation,
-    ) -> Tensor<3> {
-        let [batch, seq, hidden] = x.dims();
-        let split = |t: Tensor<3>| {
+    ) -> Tensor<2> {
+        let hidden = x.dims()[1];
+        let split = |t: Tensor<2>| {
             t.reshape([batch, seq, heads, hidden / heads])
                 .swap_dims(1, 2)
+        };
+        let (mask, bias) = match mask {
+            None => (None, None),
+            Some(Mask::Bool(m)) => (Some(m.clone()), None),
+            Some(Mask::Additive(b)) => (None, Some(b.clone())),
         };
         let context = attention(
             split(self.query.forward(x.clone())),
@@ -298,7 +335,7 @@ impl BertLayer {
             AttentionModuleOptions::default(),
         )
         .swap_dims(1, 2)
-        .reshape([batch, seq, hidden]);
+        .reshape([batch * seq, hidden]);
         let x = self.attn_norm.forward(self.attn_out.forward(context) + x);
         let inner = self.intermediate.forward(x.clone());
         let inner = match activation {

@@ -8,7 +8,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::error::{Error, Result};
 
-/// Texts tokenised per call when only lengths are wanted, to bound memory.
+/// Texts per call to the tokenizer, to bound its working memory.
 const LENGTH_CHUNK: usize = 1024;
 
 /// A `tokenizer.json` set up for dynamic padding and truncation at `max_len`.
@@ -63,14 +63,33 @@ impl TextTokenizer {
         Ok(lengths)
     }
 
+    /// Tokenises `texts` (in chunks, to bound the tokenizer's working memory) into
+    /// compact per-text ids.
+    pub(crate) fn tokenize(&self, texts: &[&str]) -> Result<Vec<Tokens>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(LENGTH_CHUNK) {
+            let encodings = self
+                .inner
+                .encode_batch_fast(chunk.to_vec(), true)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            out.extend(encodings.iter().map(|e| Tokens {
+                ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+            }));
+        }
+        Ok(out)
+    }
+
     /// Tokenises `texts` and pads them to the longest one.
     pub(crate) fn batch(&self, texts: Vec<&str>) -> Result<TokenBatch> {
-        let encodings = self
-            .inner
-            .encode_batch_fast(texts, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let batch = encodings.len();
-        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let tokens = self.tokenize(&texts)?;
+        Ok(self.pad(&tokens.iter().collect::<Vec<_>>()))
+    }
+
+    /// Pads already tokenised texts to the longest one.
+    pub(crate) fn pad(&self, rows: &[&Tokens]) -> TokenBatch {
+        let batch = rows.len();
+        let seq = rows.iter().map(|t| t.len()).max().unwrap_or(0);
         let mut out = TokenBatch {
             batch,
             seq,
@@ -78,17 +97,38 @@ impl TextTokenizer {
             type_ids: Vec::with_capacity(batch * seq),
             pad: Vec::with_capacity(batch * seq),
         };
-        for e in &encodings {
-            let fill = seq - e.len();
-            out.ids.extend(e.get_ids().iter().map(|&i| i64::from(i)));
+        for t in rows {
+            let fill = seq - t.len();
+            out.ids.extend(t.ids.iter().map(|&i| i64::from(i)));
             out.ids
                 .extend(std::iter::repeat_n(i64::from(self.pad_id), fill));
             out.type_ids
-                .extend(e.get_type_ids().iter().map(|&i| i64::from(i)));
+                .extend(t.type_ids.iter().map(|&i| i64::from(i)));
             out.type_ids.extend(std::iter::repeat_n(0, fill));
-            out.pad.extend(std::iter::repeat_n(false, e.len()));
+            out.pad.extend(std::iter::repeat_n(false, t.len()));
             out.pad.extend(std::iter::repeat_n(true, fill));
         }
-        Ok(out)
+        out
+    }
+}
+
+/// One text's token and token-type ids after truncation, special tokens included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tokens {
+    ids: Vec<u32>,
+    type_ids: Vec<u32>,
+}
+
+impl Tokens {
+    /// The token count.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+impl TokenBatch {
+    /// Whether any position is padding.
+    pub(crate) fn has_padding(&self) -> bool {
+        self.pad.iter().any(|&p| p)
     }
 }
