@@ -188,6 +188,12 @@ fn finalize(
         fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
     fs::create_dir_all(&staging).map_err(io(&staging))?;
+    // The archive's folder has this name; a file called so gets another.
+    let name = if name == unpack::UNPACKED {
+        "download"
+    } else {
+        name
+    };
     let file = staging.join(name);
     fs::rename(part, &file).map_err(io(part))?;
     unpack::unpack(&file, &staging.join(unpack::UNPACKED), progress)?;

@@ -40,6 +40,7 @@ pub use beir::{read_beir_corpus, read_beir_queries};
 pub use dpr::{DprContext, DprRecord, read_dpr_biencoder};
 pub use hide::{HideSpec, Split, hidden_count, hide_relevant, split_queries};
 pub use ids::IdIndex;
+pub use lines::TextEncoding;
 pub use mapped::{
     DocFields, QrelFields, QueryFields, Table, TableFormat, read_mapped_corpus, read_mapped_qrels,
     read_mapped_queries, read_table,

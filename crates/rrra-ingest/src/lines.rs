@@ -9,12 +9,24 @@ use std::path::Path;
 
 use rrra_common::{Error, Result};
 
+/// The character encoding of a text file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextEncoding {
+    /// UTF-8; an invalid byte sequence is an error naming the line.
+    #[default]
+    Utf8,
+    /// ISO 8859-1: every byte is the character of the same code (older TREC collections).
+    Latin1,
+}
+
 /// Reads a file line by line; memory is one line.
 pub(crate) struct Lines<'p> {
     path: &'p Path,
     reader: Box<dyn BufRead + Send>,
     text: String,
     line: u64,
+    encoding: TextEncoding,
 }
 
 impl<'p> Lines<'p> {
@@ -24,7 +36,13 @@ impl<'p> Lines<'p> {
             reader: crate::open::open_text(path)?,
             text: String::new(),
             line: 0,
+            encoding: TextEncoding::Utf8,
         })
+    }
+
+    pub(crate) fn with_encoding(mut self, encoding: TextEncoding) -> Self {
+        self.encoding = encoding;
+        self
     }
 
     /// The next line that is not blank (whitespace only): its 1-based number and its text
@@ -47,6 +65,13 @@ impl<'p> Lines<'p> {
             }
             if buf.last() == Some(&b'\r') {
                 buf.pop();
+            }
+            if self.encoding == TextEncoding::Latin1 {
+                self.text = buf.iter().map(|&b| char::from(b)).collect();
+                if self.text.trim().is_empty() {
+                    continue;
+                }
+                return Ok(Some((self.line, &self.text)));
             }
             self.text = String::from_utf8(buf).map_err(|e| {
                 Error::input(

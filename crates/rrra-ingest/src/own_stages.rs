@@ -11,7 +11,6 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::IdIndex;
 use crate::mapped::{DocFields, Table, TableFormat};
 use crate::pairs::{PairFields, PairItem};
 use crate::source::{Source, local_sources};
@@ -20,6 +19,7 @@ use crate::stages::{
     spinner, write_qrels, write_queries,
 };
 use crate::trec::{SgmlTags, TopicField};
+use crate::{IdIndex, TextEncoding};
 
 /// The files under `path`: itself when it is a file, else every file below it (hidden
 /// names skipped) in byte order of their paths.
@@ -89,6 +89,8 @@ pub struct CorpusParams {
     pub header: bool,
     /// For `trec_sgml`: the elements that hold the title and the text.
     pub sgml: SgmlTags,
+    /// For `trec_sgml`: `utf8` or `latin1` (ISO 8859-1, as older TREC disks).
+    pub encoding: TextEncoding,
 }
 
 impl Default for CorpusParams {
@@ -99,6 +101,7 @@ impl Default for CorpusParams {
             fields: DocFields::default(),
             header: true,
             sgml: SgmlTags::default(),
+            encoding: TextEncoding::default(),
         }
     }
 }
@@ -121,7 +124,9 @@ fn read_corpus(
             CorpusFormat::Msmarco => crate::read_msmarco_collection(file, ids, &mut sink)?,
             CorpusFormat::Beir => crate::read_beir_corpus(file, ids, &mut sink)?,
             CorpusFormat::PsgsW100 => crate::read_psgs_w100(file, ids, &mut sink)?,
-            CorpusFormat::TrecSgml => crate::read_trec_docs(file, &p.sgml, ids, &mut sink)?,
+            CorpusFormat::TrecSgml => {
+                crate::read_trec_docs(file, &p.sgml, p.encoding, ids, &mut sink)?
+            }
             CorpusFormat::Jsonl => crate::read_mapped_corpus(
                 file,
                 table(TableFormat::Jsonl),
@@ -282,6 +287,8 @@ pub struct TrecParams {
     pub topic_fields: Vec<TopicField>,
     /// The elements that hold a document's title and text.
     pub sgml: SgmlTags,
+    /// The documents' encoding: `utf8` or `latin1`.
+    pub encoding: TextEncoding,
     pub unknown_docs: UnknownDocs,
 }
 
@@ -293,6 +300,7 @@ impl Default for TrecParams {
             qrels: Source::default(),
             topic_fields: vec![TopicField::Title],
             sgml: SgmlTags::default(),
+            encoding: TextEncoding::default(),
             unknown_docs: UnknownDocs::default(),
         }
     }
@@ -332,6 +340,7 @@ impl Stage for IngestTrec {
         let corpus_params = CorpusParams {
             format: CorpusFormat::TrecSgml,
             sgml: p.sgml.clone(),
+            encoding: p.encoding,
             ..CorpusParams::default()
         };
         let mut docs = IdIndex::new();

@@ -26,7 +26,7 @@ use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::IdIndex;
-use crate::lines::{Lines, nonempty};
+use crate::lines::{Lines, TextEncoding, nonempty};
 
 /// One piece of a line: text, or a tag (name upper-cased, without attributes).
 #[derive(Debug, PartialEq, Eq)]
@@ -172,17 +172,19 @@ impl OpenDoc {
     }
 }
 
-/// Streams the documents of a TREC SGML file (or its `.gz`) into `sink` and returns their
-/// number. With `ids`, each DOCNO is recorded there and a duplicate is an error.
+/// Streams the documents of a TREC SGML file (or its `.gz`) in `encoding` into `sink` and
+/// returns their number. With `ids`, each DOCNO is recorded there and a duplicate is an
+/// error.
 pub fn read_trec_docs(
     path: &Path,
     tags: &SgmlTags,
+    encoding: TextEncoding,
     mut ids: Option<&mut IdIndex>,
     mut sink: impl FnMut(Doc) -> Result<()>,
 ) -> Result<u64> {
     let upper = |v: &[String]| v.iter().map(|t| t.to_ascii_uppercase()).collect::<Vec<_>>();
     let (title_tags, text_tags) = (upper(&tags.title), upper(&tags.text));
-    let mut lines = Lines::open(path)?;
+    let mut lines = Lines::open(path)?.with_encoding(encoding);
     let mut doc: Option<OpenDoc> = None;
     let mut count = 0;
     while let Some((n, line)) = lines.next_line()? {

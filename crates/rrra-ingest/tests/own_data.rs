@@ -20,9 +20,9 @@ use rrra_ingest::own_stages::{
 use rrra_ingest::stages::{BeirParams, IngestBeir, IngestQueries, QueriesParams, QueryFormat};
 use rrra_ingest::{
     DocFields, IdIndex, PairFields, QrelFields, QueryFields, Remote, SgmlTags, Source, Table,
-    TableFormat, TopicField, read_beir_corpus, read_dpr_biencoder, read_mapped_corpus,
-    read_mapped_qrels, read_mapped_queries, read_msmarco_collection, read_psgs_w100, read_qrels,
-    read_trec_docs, read_trec_topics,
+    TableFormat, TextEncoding, TopicField, read_beir_corpus, read_dpr_biencoder,
+    read_mapped_corpus, read_mapped_qrels, read_mapped_queries, read_msmarco_collection,
+    read_psgs_w100, read_qrels, read_trec_docs, read_trec_topics,
 };
 use tempfile::TempDir;
 
@@ -112,7 +112,15 @@ fn trec_sgml_documents() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "fr.sgml", SGML.as_bytes());
     let mut ids = IdIndex::new();
-    let docs = collect(|s| read_trec_docs(&path, &SgmlTags::default(), Some(&mut ids), s));
+    let docs = collect(|s| {
+        read_trec_docs(
+            &path,
+            &SgmlTags::default(),
+            TextEncoding::Utf8,
+            Some(&mut ids),
+            s,
+        )
+    });
     assert_eq!(
         docs,
         vec![
@@ -132,7 +140,7 @@ fn trec_sgml_documents() {
         title: vec!["profile".into()],
         text: vec!["HEADLINE".into()],
     };
-    let first = collect(|s| read_trec_docs(&path, &tags, None, s)).remove(0);
+    let first = collect(|s| read_trec_docs(&path, &tags, TextEncoding::Utf8, None, s)).remove(0);
     assert_eq!(
         first,
         doc("FT911-1", "_AN-BEOA7AAIFT", "FT 14 MAY 91 / Costs & prices")
@@ -171,8 +179,15 @@ fn trec_sgml_errors_name_file_and_line() {
     ];
     for (i, (content, want)) in cases.iter().enumerate() {
         let path = write(&dir, &format!("bad{i}"), content.as_bytes());
-        let msg =
-            error(|s| read_trec_docs(&path, &SgmlTags::default(), Some(&mut IdIndex::new()), s));
+        let msg = error(|s| {
+            read_trec_docs(
+                &path,
+                &SgmlTags::default(),
+                TextEncoding::Utf8,
+                Some(&mut IdIndex::new()),
+                s,
+            )
+        });
         assert!(msg.starts_with(&path.display().to_string()), "{msg}");
         assert!(msg.contains(want), "case {i}: {msg:?} lacks {want:?}");
     }
@@ -708,7 +723,7 @@ fn a_leading_byte_order_mark_is_skipped_everywhere() {
     assert_eq!(collect(|s| read_psgs_w100(&psgs, None, s)).len(), 2);
     let sgml = write(&dir, "d.sgml", &bom("<DOC><DOCNO>1</DOCNO>x</DOC>\n"));
     assert_eq!(
-        collect(|s| read_trec_docs(&sgml, &SgmlTags::default(), None, s)).len(),
+        collect(|s| read_trec_docs(&sgml, &SgmlTags::default(), TextEncoding::Utf8, None, s)).len(),
         1
     );
     let csv = write(&dir, "d.csv", &bom("id,text\n1,x\n"));
