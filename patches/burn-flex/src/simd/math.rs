@@ -83,7 +83,7 @@ fn gelu_one(x: f32) -> f32 {
 #[inline(always)]
 fn gelu_grad_one(x: f32, g: f32) -> f32 {
     // 1/√(2π)
-    const INV_SQRT_2PI: f32 = 0.398_942_28;
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
     let cdf = 0.5 * (1.0 + erf_f32(x * core::f32::consts::FRAC_1_SQRT_2));
     let pdf = INV_SQRT_2PI * exp_f32(-0.5 * x * x);
     g * (cdf + x * pdf)
@@ -95,6 +95,8 @@ macro_rules! dispatched {
     ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
         #[cfg(feature = "simd")]
         $(#[$attr])*
+        // `S` only selects the target features the body is compiled with.
+        #[allow(clippy::extra_unused_type_parameters)]
         #[macerator::with_simd]
         fn $name<S: macerator::Simd>($($arg: $ty),*) $body
 
