@@ -17,7 +17,9 @@ use crate::{HideSpec, IdIndex, QueryIds, SmartQrels};
 
 /// What to do with a judgement of a document the corpus lacks (samples of a collection, such
 /// as the DL19 sample that keeps no grade-0 passages, have such judgements by design).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownDocs {
     /// Reject the file, naming the line.
@@ -54,11 +56,12 @@ fn report(rows: &[(&str, u64)]) -> StageReport {
 
 // ---------------------------------------------------------------- ingest.beir
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BeirParams {
     /// The data set folder holding `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
     pub path: PathBuf,
+    /// The qrels split read (`qrels/<split>.tsv`): `train`, `dev` or `test`.
     pub split: String,
     /// Keep every query, not only those judged in `split` (BEIR keeps judged ones).
     pub all_queries: bool,
@@ -166,7 +169,7 @@ impl Stage for IngestBeir {
 
 // ---------------------------------------------------------------- ingest.msmarco
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MsmarcoParams {
     /// `collection.tsv` (pid, passage).
@@ -175,6 +178,7 @@ pub struct MsmarcoParams {
     pub queries: PathBuf,
     /// Qrels in TREC form (`qid iter pid grade`, tabs or spaces).
     pub qrels: PathBuf,
+    /// Judgements of passages the collection lacks: `error` (reject the file) or `keep`.
     pub unknown_docs: UnknownDocs,
 }
 
@@ -236,7 +240,9 @@ fn required(params: &[(&str, &Path)]) -> Result<(), String> {
 // ---------------------------------------------------------------- ingest.queries / ingest.qrels
 
 /// The query file formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryFormat {
     /// `qid\tquery` (MS MARCO, TREC topics as TSV).
@@ -268,10 +274,12 @@ fn write_qrels(ctx: &StageContext<'_>, file: &Path, known: Option<&IdIndex>) -> 
     Ok(n)
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueriesParams {
+    /// The query file (relative to the pipeline file).
     pub path: PathBuf,
+    /// Its format.
     pub format: QueryFormat,
 }
 
@@ -302,9 +310,10 @@ impl Stage for IngestQueries {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QrelsParams {
+    /// The TREC qrels file (relative to the pipeline file).
     pub path: PathBuf,
     /// Applies when a corpus is connected: judgements of documents it lacks.
     pub unknown_docs: UnknownDocs,
@@ -352,9 +361,10 @@ impl Stage for IngestQrels {
 
 // ---------------------------------------------------------------- ingest.trec_run
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunParams {
+    /// The TREC run file (relative to the pipeline file).
     pub path: PathBuf,
 }
 
@@ -389,7 +399,7 @@ impl Stage for IngestTrecRun {
 
 // ---------------------------------------------------------------- ingest.dpr
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DprParams {
     /// A DPR biencoder JSON file (`biencoder-nq-*.json`).
@@ -502,7 +512,7 @@ impl Stage for IngestDpr {
 
 // ---------------------------------------------------------------- ingest.smart
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmartParams {
     /// The documents as SMART `.I` records (`cran.all.1400`, `CISI.ALL`, `cacm.all`).
@@ -605,7 +615,7 @@ impl Stage for IngestSmart {
 
 // ---------------------------------------------------------------- qrels.hide
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HideParams {
     /// Share of each query's relevant judgements to hide, in `[0, 1]`, rounded down.
@@ -689,7 +699,7 @@ impl Stage for QrelsHide {
 
 // ---------------------------------------------------------------- qrels.split
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SplitParams {
     /// Share of the judged queries that go to `test`, rounded to the nearest query.
