@@ -47,7 +47,7 @@ fn bm25_on_scifact_matches_pytrec_eval_and_published_range() {
     );
     write_trec_run_file(&run, "bm25", &run_file).unwrap();
     write_trec_qrels_file(&qrels, &qrels_file).unwrap();
-    let names: Vec<String> = measures.iter().map(|m| m.trec_name()).collect();
+    let names: Vec<String> = measures.iter().map(|m| m.reference_name()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let reference = pytrec_eval_per_query(&qrels_file, &run_file, &names, 1).unwrap();
     compare_with_reference(&ours, &reference, 1e-6).unwrap();

@@ -6,6 +6,7 @@
 mod bench;
 mod fuzz;
 mod killloop;
+mod kinds;
 mod progress;
 mod python;
 mod report;
@@ -61,7 +62,11 @@ enum Command {
         format: GraphFormat,
     },
     /// List the stage kinds with their inputs and outputs.
-    Kinds,
+    Kinds {
+        /// Also every param: its type, default and a one-line doc.
+        #[arg(long)]
+        params: bool,
+    },
     /// Write a run (TREC run format) or qrels (TREC qrels) output of a fresh stage as text.
     Export {
         file: PathBuf,
@@ -188,32 +193,8 @@ fn real_main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Kinds => {
-            for s in rrra_runner::registry::all() {
-                let ports = |ps: &[rrra_common::stage::Port]| {
-                    ps.iter()
-                        .map(|p| {
-                            format!(
-                                "{}{}: {}",
-                                p.name,
-                                if p.optional { "?" } else { "" },
-                                p.kind
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                println!(
-                    "{:<22} v{}  {}\n{:<26}in: {}\n{:<26}out: {}",
-                    s.kind(),
-                    s.version(),
-                    s.about(),
-                    "",
-                    ports(s.inputs()),
-                    "",
-                    ports(s.outputs())
-                );
-            }
+        Command::Kinds { params } => {
+            print!("{}", kinds::listing(params));
             Ok(())
         }
         Command::Export {
@@ -325,8 +306,9 @@ fn print_results(done: &[rrra_runner::Done]) {
             let names = params["measures"].as_array().into_iter().flatten();
             let named = names.filter_map(|m| m.as_str()?.parse::<rrra_eval::Measure>().ok());
             let accuracy = params["answer_k"].as_array().into_iter().flatten();
+            let threshold = params["relevance_threshold"].as_i64().unwrap_or(1) as i32;
             let columns = named
-                .map(|m| m.to_string())
+                .map(|m| m.label(threshold))
                 .chain(accuracy.filter_map(|k| Some(format!("Acc@{}", k.as_u64()?))));
             for m in columns {
                 if !measures.contains(&m) {

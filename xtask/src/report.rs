@@ -150,10 +150,19 @@ fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Mean and 95% confidence half-width (normal approximation) of per-query values.
+/// Mean and 95% confidence half-width of per-query values: Student's t with `n - 1`
+/// degrees of freedom, `t(0.975, n-1) · sd / √n` (0 for fewer than two values).
 fn mean_ci(values: &[f64]) -> (f64, f64) {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
     let (mean, sd) = mean_sd(values);
-    (mean, 1.96 * sd / (values.len() as f64).sqrt())
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let n = values.len() as f64;
+    let t = StudentsT::new(0.0, 1.0, n - 1.0)
+        .expect("n - 1 >= 1 degrees of freedom")
+        .inverse_cdf(0.975);
+    (mean, t * sd / n.sqrt())
 }
 
 fn retrieval(
@@ -213,7 +222,7 @@ fn retrieval(
     header.extend(columns);
     writeln!(
         md,
-        "### Retrieval (mean ± 95% CI over queries)\n\n{}\n",
+        "### Retrieval (mean ± 95% CI over queries, Student's t)\n\n{}\n",
         text_table(&header, &rows)
     )?;
     if !bars.is_empty() {
@@ -731,9 +740,20 @@ mod tests {
     fn confidence_interval_of_known_values() {
         let (m, ci) = mean_ci(&[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(m, 2.5);
-        // sd = sqrt(5/3); 1.96 * sd / 2.
-        assert!((ci - 1.96 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
+        // sd = sqrt(5/3), n = 4: t(0.975, 3) = 3.182446305 (tables; scipy.stats.t.ppf).
+        assert!(
+            (ci - 3.182_446_305_284_263 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-9,
+            "{ci}"
+        );
         assert_eq!(mean_ci(&[0.7]), (0.7, 0.0));
+        // 43 queries (TREC DL 2019): t(0.975, 42) = 2.018082, ~3% wider than 1.96.
+        let values: Vec<f64> = (0..43).map(|i| f64::from(i % 2)).collect();
+        let (_, sd) = mean_sd(&values);
+        let (_, ci) = mean_ci(&values);
+        assert!(
+            (ci - 2.018_081_702_818_44 * sd / 43f64.sqrt()).abs() < 1e-9,
+            "{ci}"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ const WEIGHTS: &str = "adapter.bpk";
 const CONFIG: &str = "adapter.json";
 
 /// Params of `train.adapter`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainAdapterParams {
     /// Hidden width of the MLP; 0 means the embedding width (METHOD.md's `3d → d → d`).
@@ -45,13 +45,17 @@ pub struct TrainAdapterParams {
     pub k_p: u32,
     /// Only the `pool` best-ranked non-positive candidates of a query are used.
     pub pool: usize,
+    /// Passes over the training pairs.
     pub epochs: usize,
     /// Stop after this many optimiser steps in all (a fixed budget at scale); absent: run
     /// every epoch to the end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<usize>,
+    /// Pairs per optimiser step.
     pub batch_size: usize,
+    /// AdamW learning rate.
     pub lr: f64,
+    /// AdamW weight decay.
     pub weight_decay: f64,
     /// Weight of the linear-normalisation loss.
     pub norm_weight: f64,
@@ -362,7 +366,7 @@ pub fn load_adapter(dir: &Path, device: &Device) -> Result<AdapterNet> {
 }
 
 /// Params of `score.adapter`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScoreAdapterParams {
     /// Pairs per forward pass.

@@ -11,6 +11,9 @@ pub trait Progress: Send + Sync {
 pub trait Task: Send + Sync {
     /// `n` more items are done.
     fn inc(&self, n: u64);
+    /// A short status shown beside the count (e.g. a training run's loss); replaces the
+    /// previous one. Ignored by default.
+    fn set_message(&self, _message: &str) {}
 }
 
 /// Reports nothing; for tests and library use.

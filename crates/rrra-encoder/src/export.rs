@@ -42,13 +42,15 @@ const KEY_MAP: &[(&str, &str)] = &[
     ),
 ];
 
-/// Files of the base model folder copied as they are (those present).
+/// Files of the base model folder copied as they are (those present): the prompts file
+/// too, so that the trained model encodes with the prompts it was trained with.
 const COPIED: &[&str] = &[
     "config.json",
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.txt",
+    crate::settings::PROMPTS_CONFIG,
 ];
 
 /// Writes `trained` into `out` (which must exist and be empty), taking the tokenizer and

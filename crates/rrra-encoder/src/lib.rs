@@ -1,6 +1,8 @@
 //! Dense text encoders for rrra: BERT in burn ([`Encoder`]), loaded from Hugging Face
 //! `config.json` + `tokenizer.json` + `model.safetensors` folders ([`resolve_model`] also
-//! fetches known ids such as [`MINILM_L6`]), run on a [`Backend`] chosen at run time.
+//! fetches known ids such as [`MINILM_L6`] and Hub ids such as `BAAI/bge-small-en-v1.5`),
+//! with the folder's sentence-transformers settings ([`settings::ModelSettings`]), run on a
+//! [`Backend`] chosen at run time.
 //!
 //! ```no_run
 //! use rrra_common::progress::Silent;
@@ -21,7 +23,9 @@ mod encoder;
 mod error;
 pub mod export;
 mod fetch;
+pub mod hub;
 mod model;
+pub mod settings;
 pub mod stages;
 mod tokenize;
 pub mod train;
@@ -29,5 +33,5 @@ pub mod train;
 pub use backend::Backend;
 pub use encoder::{Encoder, EncoderOptions, MODEL_FILES, Pooling};
 pub use error::{Error, Result};
-pub use fetch::{KNOWN_MODELS, KnownModel, MINILM_L6, python, resolve_model};
+pub use fetch::{KNOWN_MODELS, KnownModel, MINILM_L6, ModelSource, python, resolve_model};
 pub use model::BertConfig;

@@ -1,7 +1,10 @@
-//! The `encode.bert` pipeline stage: a corpus or a query set in, an embeddings artifact out.
+//! The pipeline stages of the encoder: `encode.bert` (a corpus or a query set in, an
+//! embeddings artifact out) and `train.biencoder` (contrastive fine-tuning, a model folder
+//! out). Pooling, normalisation, length and prompts are the model's own settings (its
+//! sentence-transformers files, [`crate::settings`]) unless a param sets them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rrra_common::artifact::{for_each_batch, parquet_rows, read_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
@@ -11,84 +14,191 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use serde::{Deserialize, Serialize};
 
 use crate::export::export;
+use crate::settings::ModelSettings;
+use crate::tokenize::TextTokenizer;
 use crate::train::{Auxiliary, TrainConfig, TrainData, TrainExample, train};
-use crate::{Backend, Encoder, EncoderOptions, KNOWN_MODELS, MODEL_FILES, Pooling, resolve_model};
+use crate::{Backend, Encoder, EncoderOptions, ModelSource, Pooling};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// rrra's settings where neither the params nor the model give one.
+const DEFAULT_MAX_LEN: usize = 256;
+const DEFAULT_POOLING: Pooling = Pooling::Mean;
+const DEFAULT_NORMALIZE: bool = true;
+
+/// Params of `encode.bert`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncodeParams {
-    /// A known model id (`minilm-l6`) or a folder with config.json, tokenizer.json and
-    /// model.safetensors (relative to the pipeline file).
+    /// The model when no `model` input is connected: a known id (`minilm-l6`), a folder with
+    /// config.json, tokenizer.json and model.safetensors (relative to the pipeline file), or
+    /// a Hugging Face id `ORG/NAME[@REVISION]` (e.g. `BAAI/bge-small-en-v1.5`), fetched into
+    /// the Hub cache (`HF_HOME`; `HF_HUB_OFFLINE=1` uses the cache only).
     pub model: String,
-    /// Tokens per text after truncation, special tokens included.
-    pub max_len: usize,
-    /// `mean` or `cls`.
-    pub pooling: String,
-    pub normalize: bool,
+    /// Tokens per text after truncation, special tokens included. Unset: the model's
+    /// `max_seq_length` (sentence_bert_config.json), else 256.
+    pub max_len: Option<usize>,
+    /// `mean` or `cls`. Unset: the model's Pooling module (1_Pooling/config.json), else mean.
+    pub pooling: Option<Pooling>,
+    /// L2-normalise each embedding. Unset: whether the model has a Normalize module, else
+    /// true.
+    pub normalize: Option<bool>,
+    /// Texts per forward pass.
     pub batch_size: usize,
     /// `cpu` (default), `tch` or `wgpu`, among those compiled in.
     pub backend: String,
-    /// Text put before every input (e.g. `"query: "` for E5-style models).
-    pub prefix: String,
+    /// Text put before every input (e.g. `"query: "`). Unset: the model's prompt for the
+    /// role (config_sentence_transformers.json: `query` for queries, `passage`/`document`
+    /// for documents, else its default prompt), else none; `""` turns a prompt off.
+    pub prefix: Option<String>,
 }
 
 impl Default for EncodeParams {
     fn default() -> Self {
         EncodeParams {
             model: crate::MINILM_L6.into(),
-            max_len: 256,
-            pooling: "mean".into(),
-            normalize: true,
+            max_len: None,
+            pooling: None,
+            normalize: None,
             batch_size: 32,
             backend: Backend::default().name().into(),
-            prefix: String::new(),
+            prefix: None,
         }
     }
 }
 
+/// The canonical form of [`EncodeParams`] (the cache key's params): a known model's own
+/// settings are filled in where a param is unset, so that a pipeline naming `minilm-l6`
+/// keeps the key it had when these params were plain values (256, mean, true, `""`).
+#[derive(Serialize)]
+struct CanonicalEncode<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_len: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pooling: Option<Pooling>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    normalize: Option<bool>,
+    batch_size: usize,
+    backend: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<&'a str>,
+}
+
+impl Serialize for EncodeParams {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let known = match ModelSource::parse(&self.model, Path::new("")) {
+            ModelSource::Known(k) => Some(k),
+            _ => None,
+        };
+        CanonicalEncode {
+            model: &self.model,
+            max_len: self.max_len.or(known.map(|k| k.max_len)),
+            pooling: self.pooling.or(known.map(|k| k.pooling)),
+            normalize: self.normalize.or(known.map(|k| k.normalize)),
+            batch_size: self.batch_size,
+            backend: &self.backend,
+            prefix: self.prefix.as_deref().or(known.map(|_| "")),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The backend named by a `backend` param, when it is compiled in.
+fn backend_param(name: &str) -> Result<Backend, String> {
+    let backend = Backend::ALL
+        .into_iter()
+        .find(|b| b.name() == name)
+        .ok_or_else(|| format!("param backend: unknown backend {name:?} (cpu, tch, wgpu)"))?;
+    if !backend.is_compiled() {
+        return Err(format!(
+            "param backend: {name:?} is not compiled in; build with it: \
+             `cargo run --release -p xtask --features {name} -- run FILE`"
+        ));
+    }
+    Ok(backend)
+}
+
+/// Which texts an encoder embeds: its prompts differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Query,
+    Document,
+}
+
+/// How a model is run: explicit params over the model's own settings over rrra's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub max_len: usize,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    /// Put before each query.
+    pub query_prompt: String,
+    /// Put before each document.
+    pub doc_prompt: String,
+}
+
+impl Resolved {
+    /// Merges params (`None`: unset) with the model's `settings`.
+    pub fn merge(
+        max_len: Option<usize>,
+        pooling: Option<Pooling>,
+        normalize: Option<bool>,
+        prefix: Option<&str>,
+        settings: &ModelSettings,
+    ) -> Resolved {
+        let prompt = |own: &Option<String>| {
+            prefix
+                .map(str::to_string)
+                .or_else(|| own.clone())
+                .unwrap_or_default()
+        };
+        Resolved {
+            max_len: max_len.or(settings.max_len).unwrap_or(DEFAULT_MAX_LEN),
+            pooling: pooling.or(settings.pooling).unwrap_or(DEFAULT_POOLING),
+            normalize: normalize
+                .or(settings.normalize)
+                .unwrap_or(DEFAULT_NORMALIZE),
+            query_prompt: prompt(&settings.query_prompt),
+            doc_prompt: prompt(&settings.doc_prompt),
+        }
+    }
+
+    /// The prompt of `role`.
+    pub fn prompt(&self, role: Role) -> &str {
+        match role {
+            Role::Query => &self.query_prompt,
+            Role::Document => &self.doc_prompt,
+        }
+    }
+}
+
+/// The model folder of a stage and where it came from: the `model` input when connected
+/// (a trained model: a folder with its sentence-transformers files), else the `model`
+/// param, fetched if need be.
+fn model_of(name: &str, ctx: &StageContext<'_>) -> rrra_common::Result<(PathBuf, ModelSource)> {
+    if let Some(trained) = ctx.optional_input("model") {
+        let dir = trained.to_path_buf();
+        return Ok((dir.clone(), ModelSource::Folder(dir)));
+    }
+    let source = ModelSource::parse(name, &ctx.base_dir);
+    let dir = source.fetch(&ctx.cache_dir.join("models"), ctx.progress)?;
+    Ok((dir, source))
+}
+
 impl EncodeParams {
-    fn is_known(&self) -> bool {
-        KNOWN_MODELS.iter().any(|m| m.id == self.model)
-    }
-
-    /// The model files a folder model is read from (a known id pins its files by sha256,
-    /// and the id is in the params).
+    /// The model files hashed into the cache key: a folder model's model files and
+    /// sentence-transformers files (a known id pins its files by sha256, a Hub id names its
+    /// revision; both are in the params).
     fn sources_of_model(&self) -> Vec<PathBuf> {
-        if self.is_known() {
-            return Vec::new();
-        }
-        MODEL_FILES
-            .iter()
-            .map(|f| PathBuf::from(&self.model).join(f))
-            .collect()
+        ModelSource::parse(&self.model, Path::new("")).key_files()
     }
 
-    fn options(&self) -> Result<EncoderOptions, String> {
-        let backend = Backend::ALL
-            .into_iter()
-            .find(|b| b.name() == self.backend)
-            .ok_or_else(|| {
-                format!(
-                    "param backend: unknown backend {:?} (cpu, tch, wgpu)",
-                    self.backend
-                )
-            })?;
-        if !backend.is_compiled() {
-            return Err(format!(
-                "param backend: {:?} is not compiled in; build with it: \
-                 `cargo run --release -p xtask --features {} -- run FILE`",
-                self.backend, self.backend
-            ));
+    /// The settings in the params alone (what `check` can verify before a model is read).
+    fn check_params(&self) -> Result<Backend, String> {
+        let backend = backend_param(&self.backend)?;
+        if self.batch_size == 0 || self.max_len.is_some_and(|n| n < 2) {
+            return Err("params batch_size must be >= 1 and max_len >= 2".into());
         }
-        Ok(EncoderOptions {
-            max_len: self.max_len,
-            pooling: self
-                .pooling
-                .parse::<Pooling>()
-                .map_err(|e| format!("param pooling: {e}"))?,
-            normalize: self.normalize,
-            backend,
-        })
+        Ok(backend)
     }
 }
 
@@ -115,11 +225,7 @@ impl Stage for EncodeBert {
         const { &[Port::required("embeddings", Embeddings)] }
     }
     fn check(p: &EncodeParams) -> Result<(), String> {
-        p.options()?;
-        if p.batch_size == 0 || p.max_len < 2 {
-            return Err("params batch_size must be >= 1 and max_len >= 2".into());
-        }
-        Ok(())
+        p.check_params().map(|_| ())
     }
     fn sources(p: &EncodeParams) -> Vec<PathBuf> {
         p.sources_of_model()
@@ -127,36 +233,62 @@ impl Stage for EncodeBert {
 
     fn run(p: &EncodeParams, ctx: &StageContext<'_>) -> rrra_common::Result<StageReport> {
         let invalid = |e: crate::Error| rrra_common::Error::Invalid(e.to_string());
-        let options = p.options().map_err(rrra_common::Error::Invalid)?;
-        let dir = if let Some(trained) = ctx.optional_input("model") {
-            trained.to_path_buf()
-        } else if p.is_known() {
-            resolve_model(&p.model, &ctx.cache_dir.join("models"), ctx.progress).map_err(invalid)?
-        } else {
-            ctx.resolve(p.model.as_ref())
-        };
-        let encoder = Encoder::load(&dir, options).map_err(invalid)?;
-        let (input, corpus) = match (ctx.optional_input("corpus"), ctx.optional_input("queries")) {
-            (Some(c), None) => (c, true),
-            (None, Some(q)) => (q, false),
+        let backend = p.check_params().map_err(rrra_common::Error::Invalid)?;
+        let (input, role) = match (ctx.optional_input("corpus"), ctx.optional_input("queries")) {
+            (Some(c), None) => (c, Role::Document),
+            (None, Some(q)) => (q, Role::Query),
             _ => {
                 return Err(rrra_common::Error::Invalid(
                     "connect exactly one of the inputs corpus and queries".into(),
                 ));
             }
         };
+        let (dir, source) = model_of(&p.model, ctx)?;
+        let settings = source.settings(&dir)?;
+        let resolved = Resolved::merge(
+            p.max_len,
+            p.pooling,
+            p.normalize,
+            p.prefix.as_deref(),
+            &settings,
+        );
+        let options = EncoderOptions {
+            max_len: resolved.max_len,
+            pooling: resolved.pooling,
+            normalize: resolved.normalize,
+            backend,
+        };
+        let encoder = Encoder::load(&dir, options).map_err(invalid)?;
+        // Counts the texts cut at max_len (a tokenizer of its own: the encoder's is private).
+        let lengths = TextTokenizer::from_file(&dir.join("tokenizer.json"), resolved.max_len + 1)
+            .map_err(invalid)?;
+        let prompt = resolved.prompt(role).to_string();
+        tracing::info!(
+            model = %dir.display(),
+            max_len = resolved.max_len,
+            pooling = %resolved.pooling,
+            normalize = resolved.normalize,
+            prompt = %prompt,
+            "encode.bert settings"
+        );
         let total = parquet_rows(input)?;
         let task = ctx.progress.task(
-            if corpus {
-                "encode corpus"
-            } else {
-                "encode queries"
+            match role {
+                Role::Document => "encode corpus",
+                Role::Query => "encode queries",
             },
             Some(total),
         );
         let mut sink = EmbeddingSink::create(&ctx.output("embeddings"), encoder.dim())?;
         let start = std::time::Instant::now();
+        let mut truncated = 0u64;
         let mut encode = |ids: Vec<String>, texts: Vec<String>| -> rrra_common::Result<()> {
+            truncated += lengths
+                .lengths(&texts)
+                .map_err(invalid)?
+                .into_iter()
+                .filter(|&n| n > resolved.max_len)
+                .count() as u64;
             let vectors = encoder
                 .encode(&texts, p.batch_size, &rrra_common::progress::Silent)
                 .map_err(invalid)?;
@@ -166,27 +298,36 @@ impl Stage for EncodeBert {
             task.inc(ids.len() as u64);
             Ok(())
         };
-        if corpus {
-            for_each_batch::<Doc>(input, |docs| {
-                let texts = docs.iter().map(|d| doc_text(d, &p.prefix)).collect();
+        match role {
+            Role::Document => for_each_batch::<Doc>(input, |docs| {
+                let texts = docs.iter().map(|d| doc_text(d, &prompt)).collect();
                 encode(docs.into_iter().map(|d| d.id).collect(), texts)
-            })?;
-        } else {
-            for_each_batch::<Query>(input, |queries| {
+            })?,
+            Role::Query => for_each_batch::<Query>(input, |queries| {
                 let texts = queries
                     .iter()
-                    .map(|q| format!("{}{}", p.prefix, q.text))
+                    .map(|q| format!("{prompt}{}", q.text))
                     .collect();
                 encode(queries.into_iter().map(|q| q.id).collect(), texts)
-            })?;
+            })?,
         }
+        drop(task);
         let rows = sink.finish()?;
+        if truncated > 0 {
+            tracing::warn!(
+                "encode.bert: {truncated} of {rows} texts ({:.1}%) were longer than max_len {} \
+                 tokens and were truncated",
+                100.0 * truncated as f64 / rows.max(1) as f64,
+                resolved.max_len
+            );
+        }
         let secs = start.elapsed().as_secs_f64();
         Ok(StageReport {
             metrics: [
                 ("rows".to_string(), rows as f64),
                 ("dim".to_string(), encoder.dim() as f64),
                 ("texts_per_s".to_string(), rows as f64 / secs.max(1e-9)),
+                ("truncated_texts".to_string(), truncated as f64),
             ]
             .into(),
             table: None,
@@ -212,10 +353,11 @@ fn is_default_checkpoint_secs(secs: &f64) -> bool {
     *secs == DEFAULT_CHECKPOINT_SECS
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainParams {
-    /// The starting model when no `model` input is connected: a known id or a folder.
+    /// The starting model when no `model` input is connected: a known id, a folder or a
+    /// Hugging Face id `ORG/NAME[@REVISION]` (as `encode.bert`'s `model`).
     pub model: String,
     /// `cpu` (default), `tch` or `wgpu`, among those compiled in.
     pub backend: String,
@@ -224,28 +366,44 @@ pub struct TrainParams {
     /// Texts per forward/backward pass; smaller than a batch's texts turns on gradient
     /// caching (same gradients, memory of one chunk).
     pub chunk_size: usize,
+    /// Passes over the examples.
     pub epochs: usize,
+    /// Peak AdamW learning rate.
     pub lr: f64,
+    /// Fraction of the steps with a linearly rising learning rate (then linear decay).
     pub warmup_ratio: f64,
+    /// AdamW weight decay.
     pub weight_decay: f64,
+    /// InfoNCE temperature.
     pub temperature: f64,
+    /// Global gradient-norm clipping; 0 turns it off.
     pub max_grad_norm: f64,
     /// Hard negatives per example used, at most.
     pub max_negatives: usize,
     /// Use per-negative weights of the examples in the InfoNCE denominator.
     pub use_weights: bool,
+    /// Save a checkpoint (that a killed run resumes from) every this many steps.
     pub checkpoint_every: usize,
     /// Checkpoint no more often than this many seconds (steps or time, whichever is
     /// rarer). Left out of the cache key at its default, as it changes no output.
     #[serde(skip_serializing_if = "is_default_checkpoint_secs")]
     pub checkpoint_secs: f64,
+    /// Tokens per query in training.
     pub query_max_len: usize,
+    /// Tokens per document in training.
     pub max_len: usize,
     /// `max_seq_length` written into the exported sentence-transformers folder: the length
-    /// the model is meant to encode with (training may truncate shorter, for speed).
-    pub export_max_len: usize,
-    pub pooling: String,
-    pub normalize: bool,
+    /// the model is meant to encode with (training may truncate shorter, for speed). Unset:
+    /// the starting model's `max_seq_length`, else 256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_max_len: Option<usize>,
+    /// `mean` or `cls`. Unset: the starting model's Pooling module, else mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
+    /// Train and export L2-normalised embeddings. Unset: whether the starting model has a
+    /// Normalize module, else true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
 }
 
 impl Default for TrainParams {
@@ -267,9 +425,9 @@ impl Default for TrainParams {
             checkpoint_secs: DEFAULT_CHECKPOINT_SECS,
             query_max_len: 64,
             max_len: 256,
-            export_max_len: 256,
-            pooling: "mean".into(),
-            normalize: true,
+            export_max_len: None,
+            pooling: None,
+            normalize: None,
         }
     }
 }
@@ -277,8 +435,16 @@ impl Default for TrainParams {
 impl TrainParams {
     /// The range checks of `train.biencoder` (and of stages that train through it).
     pub fn check(&self) -> Result<(), String> {
-        let c = self.config(0)?;
-        if c.batch_size == 0 || c.chunk_size == 0 || c.epochs == 0 || self.export_max_len < 2 {
+        backend_param(&self.backend)?;
+        let c = self.config(
+            0,
+            &Resolved::merge(None, None, None, None, &Default::default()),
+        );
+        if c.batch_size == 0
+            || c.chunk_size == 0
+            || c.epochs == 0
+            || self.export_max_len.is_some_and(|n| n < 2)
+        {
             return Err(
                 "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
             );
@@ -294,24 +460,24 @@ impl TrainParams {
 
     /// The model files hashed into the cache key (a folder model's).
     pub fn sources(&self) -> Vec<PathBuf> {
-        EncodeParams {
-            model: self.model.clone(),
-            ..EncodeParams::default()
-        }
-        .sources_of_model()
+        ModelSource::parse(&self.model, Path::new("")).key_files()
     }
 
-    fn config(&self, seed: u64) -> Result<TrainConfig, String> {
-        let encode = EncodeParams {
-            model: self.model.clone(),
-            max_len: self.max_len,
-            pooling: self.pooling.clone(),
-            normalize: self.normalize,
-            backend: self.backend.clone(),
-            ..EncodeParams::default()
-        };
-        let options = encode.options()?;
-        Ok(TrainConfig {
+    /// The settings training runs with: the params over the starting model's `settings`.
+    /// Training truncates at its own `max_len` and `query_max_len`; the model's length
+    /// goes into the export.
+    fn resolve(&self, settings: &ModelSettings) -> Resolved {
+        Resolved::merge(
+            self.export_max_len,
+            self.pooling,
+            self.normalize,
+            None,
+            settings,
+        )
+    }
+
+    fn config(&self, seed: u64, resolved: &Resolved) -> TrainConfig {
+        TrainConfig {
             batch_size: self.batch_size,
             chunk_size: self.chunk_size,
             epochs: self.epochs,
@@ -326,10 +492,10 @@ impl TrainParams {
             checkpoint_secs: self.checkpoint_secs,
             query_max_len: self.query_max_len,
             max_len: self.max_len,
-            pooling: options.pooling,
-            normalize: self.normalize,
+            pooling: resolved.pooling,
+            normalize: resolved.normalize,
             seed,
-        })
+        }
     }
 }
 
@@ -385,14 +551,32 @@ pub fn fine_tune(
     aux: Option<&mut dyn Auxiliary>,
 ) -> rrra_common::Result<StageReport> {
     let invalid = |e: crate::Error| rrra_common::Error::Invalid(e.to_string());
-    let config = p.config(ctx.seed).map_err(rrra_common::Error::Invalid)?;
-    let backend: Backend = p.backend.parse().map_err(invalid)?;
-    let base = if let Some(dir) = ctx.optional_input("model") {
-        dir.to_path_buf()
-    } else if KNOWN_MODELS.iter().any(|m| m.id == p.model) {
-        resolve_model(&p.model, &ctx.cache_dir.join("models"), ctx.progress).map_err(invalid)?
+    let backend = backend_param(&p.backend).map_err(rrra_common::Error::Invalid)?;
+    let (base, source) = model_of(&p.model, ctx)?;
+    let resolved = p.resolve(&source.settings(&base)?);
+    let config = p.config(ctx.seed, &resolved);
+    tracing::info!(
+        model = %base.display(),
+        pooling = %resolved.pooling,
+        normalize = resolved.normalize,
+        query_prompt = %resolved.query_prompt,
+        doc_prompt = %resolved.doc_prompt,
+        "training settings"
+    );
+    // The model's prompts go before the texts, as encoding puts them.
+    let prompted;
+    let data = if resolved.query_prompt.is_empty() && resolved.doc_prompt.is_empty() {
+        data
     } else {
-        ctx.resolve(p.model.as_ref())
+        let prefix = |prompt: &str, texts: &[String]| -> Vec<String> {
+            texts.iter().map(|t| format!("{prompt}{t}")).collect()
+        };
+        prompted = TrainData {
+            queries: prefix(&resolved.query_prompt, &data.queries),
+            docs: prefix(&resolved.doc_prompt, &data.docs),
+            examples: data.examples.clone(),
+        };
+        &prompted
     };
     let (trained, summary) = train(
         &base,
@@ -409,7 +593,7 @@ pub fn fine_tune(
         &trained,
         &base,
         &out,
-        p.export_max_len,
+        resolved.max_len,
         config.pooling,
         config.normalize,
     )
@@ -524,4 +708,98 @@ pub fn load_training_data(ctx: &StageContext<'_>) -> rrra_common::Result<(TrainD
         docs: doc_index,
     };
     Ok((out, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_known_model_keeps_the_canonical_params_it_had_as_plain_values() {
+        // The params' canonical JSON (part of the cache key) before they became optional.
+        let before = json!({
+            "model": "minilm-l6", "max_len": 256, "pooling": "mean", "normalize": true,
+            "batch_size": 32, "backend": Backend::default().name(), "prefix": ""
+        });
+        assert_eq!(
+            serde_json::to_value(EncodeParams::default()).unwrap(),
+            before
+        );
+        let explicit: EncodeParams = serde_json::from_value(before.clone()).unwrap();
+        assert_eq!(serde_json::to_value(explicit).unwrap(), before);
+        // Every param is in the canonical form (a new field must be added to it).
+        let schema = serde_json::to_value(schemars::schema_for!(EncodeParams)).unwrap();
+        let props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        for p in props {
+            assert!(
+                before.get(p).is_some(),
+                "param {p} is not in the canonical form"
+            );
+        }
+    }
+
+    #[test]
+    fn unset_settings_of_other_models_stay_unset_in_the_key() {
+        let p: EncodeParams =
+            serde_json::from_value(json!({"model": "BAAI/bge-small-en-v1.5"})).unwrap();
+        let v = serde_json::to_value(&p).unwrap();
+        for unset in ["max_len", "pooling", "normalize", "prefix"] {
+            assert!(v.get(unset).is_none(), "{unset}: {v}");
+        }
+        let p: EncodeParams = serde_json::from_value(
+            json!({"model": "BAAI/bge-small-en-v1.5", "pooling": "mean", "prefix": ""}),
+        )
+        .unwrap();
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!((&v["pooling"], &v["prefix"]), (&json!("mean"), &json!("")));
+        let bad = serde_json::from_value::<EncodeParams>(json!({"pooling": "max"}));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unknown variant `max`")
+        );
+    }
+
+    #[test]
+    fn params_override_the_models_settings_which_override_the_defaults() {
+        let model = ModelSettings {
+            pooling: Some(Pooling::Cls),
+            normalize: Some(false),
+            max_len: Some(512),
+            query_prompt: Some("query: ".into()),
+            doc_prompt: Some("passage: ".into()),
+        };
+        let own = Resolved::merge(None, None, None, None, &model);
+        assert_eq!(
+            own,
+            Resolved {
+                max_len: 512,
+                pooling: Pooling::Cls,
+                normalize: false,
+                query_prompt: "query: ".into(),
+                doc_prompt: "passage: ".into(),
+            }
+        );
+        let set = Resolved::merge(Some(128), Some(Pooling::Mean), Some(true), Some(""), &model);
+        assert_eq!(
+            (
+                set.max_len,
+                set.pooling,
+                set.normalize,
+                set.prompt(Role::Query)
+            ),
+            (128, Pooling::Mean, true, "")
+        );
+        let plain = Resolved::merge(None, None, None, None, &ModelSettings::default());
+        assert_eq!(
+            (
+                plain.max_len,
+                plain.pooling,
+                plain.normalize,
+                plain.prompt(Role::Document)
+            ),
+            (256, Pooling::Mean, true, "")
+        );
+    }
 }

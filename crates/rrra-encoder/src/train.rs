@@ -249,6 +249,7 @@ pub fn train(
             lr,
             samples_per_s: rows.len() as f64 / tick.elapsed().as_secs_f64().max(1e-9),
         });
+        report_step(task.as_ref(), &log, total);
         let done = step + 1;
         let due = config.checkpoint_every > 0
             && done % config.checkpoint_every == 0
@@ -280,6 +281,38 @@ pub fn train(
         },
         summary,
     ))
+}
+
+/// Steps the live loss is averaged over.
+const LOSS_WINDOW: usize = 10;
+
+/// Reports the step just logged: loss (and its mean over the last [`LOSS_WINDOW`] steps),
+/// learning rate and examples/s, as the task's message and a `tracing` event.
+fn report_step(task: &dyn rrra_common::progress::Task, log: &[TrainLogRow], total: usize) {
+    let Some(last) = log.last() else { return };
+    let window = &log[log.len().saturating_sub(LOSS_WINDOW)..];
+    let mean = window.iter().map(|r| r.loss).sum::<f64>() / window.len() as f64;
+    task.set_message(&format!(
+        "step {}/{total} epoch {} loss {:.4} (mean of last {} {mean:.4}) lr {:.2e} {:.1} examples/s",
+        last.step,
+        last.epoch,
+        last.loss,
+        window.len(),
+        last.lr,
+        last.samples_per_s
+    ));
+    tracing::info!(
+        step = last.step,
+        epoch = last.epoch,
+        loss = last.loss,
+        mean_loss = mean,
+        lr = last.lr,
+        examples_per_s = last.samples_per_s,
+        "train step"
+    );
+    if !last.loss.is_finite() {
+        tracing::warn!(step = last.step, "training loss is {}", last.loss);
+    }
 }
 
 /// A trained model, ready to be exported ([`crate::export`]).

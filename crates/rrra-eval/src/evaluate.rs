@@ -32,6 +32,8 @@ pub struct Evaluation {
     /// Row-major: `values[q * measures.len() + m]`.
     values: Vec<f64>,
     means: Vec<f64>,
+    /// Grades at or above it counted as relevant (trec_eval `-l`).
+    relevance_threshold: i32,
 }
 
 impl Evaluation {
@@ -75,12 +77,24 @@ impl Evaluation {
         Some(self.means[self.measure_index(measure)?])
     }
 
-    /// Every value as metric rows, named by [`Measure`]'s display name: the queries in order,
+    /// The grade at or above which a document counted as relevant.
+    pub fn relevance_threshold(&self) -> i32 {
+        self.relevance_threshold
+    }
+
+    /// The name of `measure` in metric rows: [`Measure::label`] at this evaluation's
+    /// relevance threshold (`MRR@10`, or `MRR@10(rel>=2)`).
+    pub fn label(&self, measure: &Measure) -> String {
+        measure.label(self.relevance_threshold)
+    }
+
+    /// Every value as metric rows, named by [`Evaluation::label`]: the queries in order,
     /// each with all measures, then the means as query `all`.
     pub fn to_metric_rows(&self) -> Vec<MetricRow> {
+        let labels: Vec<String> = self.measures.iter().map(|m| self.label(m)).collect();
         let row = |query_id: &str, m: usize, value: f64| MetricRow {
             query_id: query_id.to_owned(),
-            measure: self.measures[m].to_string(),
+            measure: labels[m].clone(),
             value,
         };
         let n = self.measures.len();
@@ -121,6 +135,7 @@ pub fn evaluate(
         query_ids: evaluated.iter().map(|&(q, _, _)| q.to_owned()).collect(),
         values: rows.concat(),
         means,
+        relevance_threshold,
     }
 }
 

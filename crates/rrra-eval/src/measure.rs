@@ -1,5 +1,8 @@
 //! The supported measures, parsed from trec_eval names (`ndcg_cut.10`, `recip_rank`, `P.10`,
-//! `recall.100`, `map`) or friendly aliases (`nDCG@10`, `MRR@10`, `R@100`, `P@10`, `MAP`).
+//! `recall.100`, `map`), rrra's `recip_rank.10` (MRR@10: trec_eval has no reciprocal-rank
+//! cutoff) or friendly aliases (`nDCG@10`, `MRR@10`, `R@100`, `P@10`, `MAP`). A measure's
+//! [`Measure::label`] names the relevance level of binary measures when it is not
+//! trec_eval's default 1 (`MRR@10(rel>=2)`).
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -13,9 +16,9 @@ pub enum Measure {
     /// trec_eval `ndcg_cut.k`: DCG over the top `k` with the graded relevance as gain and
     /// `1/log2(rank + 1)` discount, over the ideal DCG@k of all judged documents.
     Ndcg(NonZeroUsize),
-    /// trec_eval `recip_rank`: `1/rank` of the first relevant document; with a cutoff (MRR@k)
-    /// only the top `k` are searched (trec_eval has no cutoff: it equals `recip_rank` on the
-    /// run truncated to its top `k`).
+    /// trec_eval `recip_rank`: `1/rank` of the first relevant document; with a cutoff (MRR@k,
+    /// written `recip_rank.k` by rrra, not a trec_eval name) only the top `k` are searched:
+    /// trec_eval's `recip_rank` on the run truncated to its top `k`.
     RecipRank(Option<NonZeroUsize>),
     /// trec_eval `recall.k`: relevant documents in the top `k` over all judged relevant ones.
     Recall(NonZeroUsize),
@@ -26,9 +29,19 @@ pub enum Measure {
 }
 
 impl Measure {
-    /// The trec_eval spelling (`ndcg_cut.10`, `recip_rank`, `recip_rank.10`, `recall.100`,
-    /// `P.10`, `map`), which is also what [`crate::testing`] hands to pytrec_eval.
-    pub fn trec_name(&self) -> String {
+    /// The trec_eval name (`ndcg_cut.10`, `recip_rank`, `recall.100`, `P.10`, `map`); `None`
+    /// for MRR@k, which trec_eval does not have (see [`Measure::reference_name`]).
+    pub fn trec_eval_name(&self) -> Option<String> {
+        match self {
+            Measure::RecipRank(Some(_)) => None,
+            other => Some(other.reference_name()),
+        }
+    }
+
+    /// The name `tests/python/pytrec_reference.py` (and [`crate::testing`]) takes: the
+    /// trec_eval name, or `recip_rank.k` for MRR@k, which the script computes as pytrec_eval's
+    /// `recip_rank` on the run truncated to its top `k`.
+    pub fn reference_name(&self) -> String {
         match self {
             Measure::Ndcg(k) => format!("ndcg_cut.{k}"),
             Measure::RecipRank(None) => "recip_rank".to_owned(),
@@ -36,6 +49,23 @@ impl Measure {
             Measure::Recall(k) => format!("recall.{k}"),
             Measure::Precision(k) => format!("P.{k}"),
             Measure::Map => "map".to_owned(),
+        }
+    }
+
+    /// Whether the relevance threshold decides what counts as relevant (nDCG takes the
+    /// graded relevance as gain and ignores it).
+    pub fn is_binary(&self) -> bool {
+        !matches!(self, Measure::Ndcg(_))
+    }
+
+    /// The name metric rows and reports use: the display name (`MRR@10`), with the relevance
+    /// level appended to a binary measure when it is not trec_eval's default 1
+    /// (`MRR@10(rel>=2)`), so that a value is never read as being at another level.
+    pub fn label(&self, relevance_threshold: i32) -> String {
+        if self.is_binary() && relevance_threshold != 1 {
+            format!("{self}(rel>={relevance_threshold})")
+        } else {
+            self.to_string()
         }
     }
 
@@ -75,8 +105,9 @@ impl FromStr for Measure {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = |why: &str| {
             Error::Invalid(format!(
-                "measure {s:?}: {why} (expected one of ndcg_cut.K, recip_rank[.K], recall.K, \
-                 P.K, map, or nDCG@K, MRR[@K], R@K / Recall@K, P@K, MAP)"
+                "measure {s:?}: {why} (expected a trec_eval name: ndcg_cut.K, recip_rank, \
+                 recall.K, P.K, map; rrra's recip_rank.K (MRR@K, not in trec_eval); or nDCG@K, \
+                 MRR[@K], R@K / Recall@K, P@K, MAP)"
             ))
         };
         let (name, cutoff) = match s.find(['.', '@']) {

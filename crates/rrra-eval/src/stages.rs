@@ -32,11 +32,13 @@ fn accuracy_name(k: usize) -> String {
     format!("Acc@{k}")
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrecParams {
-    /// trec_eval names or aliases: `ndcg_cut.10`/`nDCG@10`, `recip_rank.10`/`MRR@10`,
-    /// `recall.100`/`R@100`, `P.10`/`P@10`, `map`/`MAP`.
+    /// Measures: trec_eval names (`ndcg_cut.10`, `recip_rank`, `recall.100`, `P.10`, `map`),
+    /// rrra's `recip_rank.10` (MRR@10; trec_eval has no cutoff for it) or aliases (`nDCG@10`,
+    /// `MRR@10`, `R@100`, `P@10`, `MAP`). Binary measures are labelled with the relevance
+    /// threshold when it is not 1 (`MRR@10(rel>=2)`).
     pub measures: Vec<String>,
     /// Grades at or above it count as relevant for binary measures (trec_eval `-l`).
     pub relevance_threshold: i32,
@@ -63,7 +65,8 @@ pub struct EvalTrec;
 impl Stage for EvalTrec {
     type Params = TrecParams;
     const KIND: &'static str = "eval.trec";
-    const VERSION: u32 = 1;
+    // 2: binary measures at a relevance threshold other than 1 are labelled with it.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "trec_eval-exact measures (and DPR answer-match Top-k accuracy)";
 
     fn inputs() -> &'static [Port] {
@@ -103,7 +106,7 @@ impl Stage for EvalTrec {
             means.extend(
                 measures
                     .iter()
-                    .map(|m| (m.to_string(), eval.mean(m).unwrap_or(0.0))),
+                    .map(|m| (eval.label(m), eval.mean(m).unwrap_or(0.0))),
             );
             rows = eval.to_metric_rows();
         }
@@ -162,7 +165,7 @@ impl Stage for EvalTrec {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompareParams {
     /// Measures to compare (display names as in the metrics, e.g. `nDCG@10`); empty: all
@@ -294,7 +297,7 @@ impl Stage for EvalCompare {
 }
 
 /// Params of `eval.fn_detection`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FnDetectionParams {
     /// Cut-off of precision@k and recall@k per query.

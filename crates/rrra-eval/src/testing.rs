@@ -25,7 +25,7 @@ pub fn python() -> String {
 }
 
 /// pytrec_eval's per-query values of `measures` (trec_eval names such as `ndcg_cut.10`,
-/// `recip_rank.10`, `recall.100`, `P.10`, `map`: see [`crate::Measure::trec_name`]) for the
+/// `recall.100`, `P.10`, `map`, and the script's `recip_rank.10` for MRR@10: see [`crate::Measure::reference_name`]) for the
 /// TREC run file `run` against the qrels file `qrels` (TREC or BEIR TSV), keyed by the names
 /// as given. Only queries in both files appear. Fails, saying to
 /// `pip install pytrec-eval-terrier`, when the interpreter cannot import pytrec_eval.
@@ -73,7 +73,7 @@ pub fn pytrec_eval_per_query(
 }
 
 /// Checks `ours` against `reference` (from [`pytrec_eval_per_query`] with the
-/// [`crate::Measure::trec_name`]s of `ours.measures()`): the same evaluated queries and every
+/// [`crate::Measure::reference_name`]s of `ours.measures()`): the same evaluated queries and every
 /// value within `tolerance`. The error lists the differences (the first 20).
 pub fn compare_with_reference(
     ours: &Evaluation,
@@ -93,7 +93,7 @@ pub fn compare_with_reference(
     }
     for (query_id, theirs) in reference {
         for measure in ours.measures() {
-            let name = measure.trec_name();
+            let name = measure.reference_name();
             let (Some(a), Some(b)) = (ours.value(query_id, measure), theirs.get(&name)) else {
                 if our_queries.contains(query_id.as_str()) {
                     problems.push(format!("query {query_id:?}: pytrec_eval has no {name}"));

@@ -256,6 +256,27 @@ fn metric_rows_list_queries_then_the_mean_as_all() {
 }
 
 #[test]
+fn metric_rows_name_a_relevance_level_other_than_one() {
+    let j = qrels(&[("q1", "a", 1), ("q1", "b", 2)]);
+    let r = run(&[("q1", "a", 2.0), ("q1", "b", 1.0)]);
+    let e = evaluate(&j, &r, &[m("MRR@10"), m("nDCG@10")], 2);
+    assert_eq!(e.relevance_threshold(), 2);
+    let rows = e.to_metric_rows();
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.query_id == "all")
+        .map(|r| {
+            (
+                r.measure.as_str(),
+                if r.value == 0.5 { "0.5" } else { "other" },
+            )
+        })
+        .collect();
+    // At level 2 only `b` (rank 2) is relevant for MRR; nDCG takes grades as gains.
+    assert_eq!(got, [("MRR@10(rel>=2)", "0.5"), ("nDCG@10", "other")]);
+}
+
+#[test]
 fn duplicates_and_nan_are_rejected_as_trec_eval_does() {
     let dup = Run::from_rows(run_rows(&[
         ("q", "a", 1.0),

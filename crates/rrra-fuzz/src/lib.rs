@@ -14,7 +14,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use rrra_common::Error;
-use rrra_ingest::{IdIndex, QueryIds, SmartQrels};
+use rrra_ingest::{
+    DocFields, IdIndex, PairFields, QrelFields, QueryFields, QueryIds, SgmlTags, SmartQrels, Table,
+    TableFormat, TextEncoding, TopicField,
+};
 
 /// What one input did to a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +131,20 @@ pub const TARGETS: &[Target] = &[
     Target { name: "smart-corpus", file_name: "docs.all", read: |p| judge(p, rrra_ingest::read_smart_corpus(p, "", Some(&mut IdIndex::new()), discard)) },
     Target { name: "smart-queries", file_name: "queries.qry", read: |p| judge(p, rrra_ingest::read_smart_queries(p, QueryIds::Field, Some(&mut IdIndex::new()), discard)) },
     Target { name: "smart-qrels", file_name: "qrels.rel", read: |p| judge(p, rrra_ingest::read_smart_qrels(p, SmartQrels::Auto, None, None, discard)) },
+    Target { name: "trec-sgml-docs", file_name: "docs.sgml", read: |p| judge(p, rrra_ingest::read_trec_docs(p, &SgmlTags::default(), TextEncoding::Utf8, Some(&mut IdIndex::new()), discard)) },
+    Target { name: "trec-topics", file_name: "topics.txt", read: |p| judge(p, rrra_ingest::read_trec_topics(p, &[TopicField::Title, TopicField::Desc], Some(&mut IdIndex::new()), discard)) },
+    Target { name: "psgs-w100", file_name: "psgs_w100.tsv", read: |p| judge(p, rrra_ingest::read_psgs_w100(p, Some(&mut IdIndex::new()), discard)) },
+    Target { name: "mapped-jsonl-corpus", file_name: "corpus.jsonl", read: |p| judge(p, rrra_ingest::read_mapped_corpus(p, table(TableFormat::Jsonl), &DocFields::default(), Some(&mut IdIndex::new()), discard)) },
+    Target { name: "mapped-csv-queries", file_name: "queries.csv", read: |p| judge(p, rrra_ingest::read_mapped_queries(p, table(TableFormat::Csv), &QueryFields::default(), Some(&mut IdIndex::new()), discard)) },
+    Target { name: "mapped-tsv-qrels", file_name: "qrels.tsv", read: |p| judge(p, rrra_ingest::read_mapped_qrels(p, table(TableFormat::Tsv), &QrelFields::default(), None, discard)) },
+    Target { name: "pairs-jsonl", file_name: "pairs.jsonl", read: |p| judge(p, rrra_ingest::read_pairs(p, table(TableFormat::Jsonl), &PairFields { negative: Some("neg".into()), ..PairFields::default() }, discard).map(|pairs| pairs.records)) },
     Target { name: "pipeline", file_name: "pipeline.yaml", read: read_pipeline },
 ];
+
+/// A mapped table of `format` with a header line (CSV, TSV).
+fn table(format: TableFormat) -> Table {
+    Table { format, header: true }
+}
 
 /// The pipeline parser and validator: errors must name the file and a line.
 fn read_pipeline(path: &Path) -> Verdict {

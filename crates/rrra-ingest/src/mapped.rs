@@ -28,7 +28,7 @@ use crate::ids::IdIndex;
 use crate::lines::{Lines, nonempty};
 
 /// The layouts of a mapped table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TableFormat {
     Jsonl,
@@ -299,7 +299,7 @@ fn read_parquet(
 }
 
 /// Field names of a mapped corpus.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DocFields {
     pub id: String,
@@ -319,7 +319,7 @@ impl Default for DocFields {
 }
 
 /// Field names of mapped queries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryFields {
     pub id: String,
@@ -336,7 +336,7 @@ impl Default for QueryFields {
 }
 
 /// Field names of mapped judgements.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QrelFields {
     pub query_id: String,

@@ -54,7 +54,7 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
 // ---------------------------------------------------------------- ingest.corpus
 
 /// The corpus file formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CorpusFormat {
     /// `pid\ttext` (MS MARCO `collection.tsv`).
@@ -76,7 +76,7 @@ pub enum CorpusFormat {
     Parquet,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CorpusParams {
     /// A file, or a folder whose files are all read (in path order).
@@ -191,7 +191,7 @@ impl Stage for IngestCorpus {
 
 // ---------------------------------------------------------------- ingest.pairs
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PairsParams {
     pub path: Source,
@@ -274,7 +274,7 @@ impl Stage for IngestPairs {
 
 // ---------------------------------------------------------------- ingest.trec
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrecParams {
     /// TREC SGML documents: a file or a folder of files (read in path order).

@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::mapped::{Table, read_table, text_value};
 
 /// Field names of a pairs file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PairFields {
     pub query: String,

@@ -47,7 +47,9 @@ use crate::ids::IdIndex;
 use crate::lines::{Lines, exact, nonempty};
 
 /// Where query ids come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryIds {
     /// The id written in the file (`.I` or `<DOCNO>`), without leading zeros.
@@ -58,7 +60,9 @@ pub enum QueryIds {
 }
 
 /// The layouts of SMART collection qrels (see the module docs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SmartQrels {
     /// Decided by the first line.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::catalog;
 
 /// A downloaded input: a URL or a named collection, with an optional hash pin and member.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Remote {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,4 +187,18 @@ pub fn local_sources<'a>(sources: impl IntoIterator<Item = &'a Source>) -> Vec<P
         .into_iter()
         .filter_map(|s| s.local().map(Path::to_path_buf))
         .collect()
+}
+
+impl schemars::JsonSchema for Source {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Source".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let remote = generator.subschema_for::<Remote>();
+        schemars::json_schema!({
+            "description": "A path (relative to the pipeline file), or a download: {url, sha256|md5, member} or {collection, member}",
+            "anyOf": [{"type": "string"}, remote]
+        })
+    }
 }

@@ -20,7 +20,9 @@ use crate::{HideSpec, IdIndex, QueryIds, SmartQrels};
 
 /// What to do with a judgement of a document the corpus lacks (samples of a collection, such
 /// as the DL19 sample that keeps no grade-0 passages, have such judgements by design).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownDocs {
     /// Reject the file, naming the line.
@@ -57,7 +59,7 @@ pub(crate) fn report(rows: &[(&str, u64)]) -> StageReport {
 
 // ---------------------------------------------------------------- ingest.beir
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BeirParams {
     /// The data set folder holding `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
@@ -172,7 +174,7 @@ impl Stage for IngestBeir {
 
 // ---------------------------------------------------------------- ingest.msmarco
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MsmarcoParams {
     /// `collection.tsv` (pid, passage).
@@ -246,7 +248,9 @@ pub(crate) fn required(params: &[(&str, &Source)]) -> Result<(), String> {
 // ---------------------------------------------------------------- ingest.queries / ingest.qrels
 
 /// The query file formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryFormat {
     /// `qid\tquery` (MS MARCO, TREC topics as TSV).
@@ -326,9 +330,10 @@ pub(crate) fn write_qrels(
     Ok(n)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueriesParams {
+    /// The query file (relative to the pipeline file).
     pub path: Source,
     pub format: QueryFormat,
     /// Field names for `jsonl`, `csv`, `tsv` and `parquet`.
@@ -383,7 +388,7 @@ impl Stage for IngestQueries {
 }
 
 /// The qrels file formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QrelsFormat {
     /// TREC 4-column or BEIR TSV with header, told apart by the first line.
@@ -399,9 +404,10 @@ pub enum QrelsFormat {
     Parquet,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QrelsParams {
+    /// The TREC qrels file (relative to the pipeline file).
     pub path: Source,
     /// Applies when a corpus is connected: judgements of documents it lacks.
     pub unknown_docs: UnknownDocs,
@@ -467,9 +473,10 @@ impl Stage for IngestQrels {
 
 // ---------------------------------------------------------------- ingest.trec_run
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunParams {
+    /// The TREC run file (relative to the pipeline file).
     pub path: Source,
 }
 
@@ -504,7 +511,7 @@ impl Stage for IngestTrecRun {
 
 // ---------------------------------------------------------------- ingest.dpr
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DprParams {
     /// A DPR biencoder JSON file (`biencoder-nq-*.json`, or its `.gz`).
@@ -617,7 +624,7 @@ impl Stage for IngestDpr {
 
 // ---------------------------------------------------------------- ingest.smart
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmartParams {
     /// The documents as SMART `.I` records (`cran.all.1400`, `CISI.ALL`, `cacm.all`).
@@ -720,7 +727,7 @@ impl Stage for IngestSmart {
 
 // ---------------------------------------------------------------- qrels.hide
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HideParams {
     /// Share of each query's relevant judgements to hide, in `[0, 1]`, rounded down.
@@ -804,7 +811,7 @@ impl Stage for QrelsHide {
 
 // ---------------------------------------------------------------- qrels.split
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SplitParams {
     /// Share of the judged queries that go to `test`, rounded to the nearest query.

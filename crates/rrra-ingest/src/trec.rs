@@ -108,7 +108,7 @@ fn trim_lines(s: &str) -> String {
 }
 
 /// Which elements give a document's title and text (names matched upper-cased).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SgmlTags {
     pub title: Vec<String>,
     pub text: Vec<String>,
@@ -314,7 +314,7 @@ fn show(piece: &Piece<'_>) -> String {
 }
 
 /// The fields of a TREC topic that can form the query text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TopicField {
     Title,

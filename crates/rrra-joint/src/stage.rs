@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::JointAdapter;
 
 /// Params of `train.joint`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct JointParams {
     /// λ in `L_con + λ · L_adapter`: how much the adapter's loss moves the encoder.

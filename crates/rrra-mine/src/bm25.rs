@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::{DocIds, Plan, PoolWriter, read_positives};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MineBm25Params {
+    /// BM25 term-frequency saturation.
     pub k1: f64,
+    /// BM25 length normalisation (0: none, 1: full).
     pub b: f64,
     /// Negatives written per query.
     pub k: usize,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::{DocIds, Plan, PoolWriter, read_positives};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MineDenseParams {
     /// Negatives written per query.

@@ -19,10 +19,15 @@
 //! A positive is a judgement with `relevance >= relevance_threshold`. Queries without a
 //! positive, and judged queries absent from the query input, are skipped and counted. A
 //! judgement (of any grade) of a doc id the corpus lacks is an error naming both ids.
+//!
+//! The report's table summarises the positives' and the negatives' scores (and counts the
+//! negatives that outscore a positive of their query); skipped queries are logged as
+//! `tracing` warnings.
 
 mod bm25;
 mod dense;
 mod pool;
+mod summary;
 
 pub use bm25::{MineBm25, MineBm25Params};
 pub use dense::{MineDense, MineDenseParams};

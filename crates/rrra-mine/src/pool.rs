@@ -9,6 +9,8 @@ use rrra_common::records::{Candidate, Qrel};
 use rrra_common::stage::StageReport;
 use rrra_common::{Error, Result};
 
+use crate::summary::{Scores, table};
+
 /// Doc ids numbered in sorted (byte) order: a document's index is its id's rank, so ranking
 /// ties broken by lower index are broken by doc id.
 pub(crate) struct DocIds<'a> {
@@ -60,17 +62,23 @@ impl<'a> DocIds<'a> {
 }
 
 /// Reads the qrels at `path` and keeps, per query id, the indices (ascending, distinct) of
-/// the documents judged at least `threshold`. A judgement of a doc id the corpus lacks is an
-/// error naming the query and the doc.
+/// the documents judged at least `threshold`. A positive judgement of a doc id the corpus
+/// lacks is an error naming the query and the doc; a lower one is ignored (and logged).
 pub(crate) fn read_positives(
     path: &Path,
     threshold: i32,
     docs: &DocIds<'_>,
 ) -> Result<HashMap<String, Vec<u32>>> {
     let mut positives: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut unknown_below = 0u64;
     for_each_batch::<Qrel>(path, |rows| {
         // A non-relevant judgement of a document outside the corpus (TREC DL judges
-        // passages a sample may lack) cannot matter here; a positive outside it is an error.
+        // passages a sample may lack) cannot matter here (it is counted and logged); a
+        // positive outside it is an error.
+        unknown_below += rows
+            .iter()
+            .filter(|q| q.relevance < threshold && docs.index(&q.doc_id).is_none())
+            .count() as u64;
         for qrel in rows.into_iter().filter(|q| q.relevance >= threshold) {
             let Some(doc) = docs.index(&qrel.doc_id) else {
                 return Err(Error::file(
@@ -88,6 +96,12 @@ pub(crate) fn read_positives(
     for docs in positives.values_mut() {
         docs.sort_unstable();
         docs.dedup();
+    }
+    if unknown_below > 0 {
+        tracing::warn!(
+            "mining: {unknown_below} judgements below the relevance threshold name documents \
+             that are not in the corpus; they were ignored"
+        );
     }
     Ok(positives)
 }
@@ -146,6 +160,10 @@ pub(crate) struct PoolWriter {
     negatives: u64,
     positives: u64,
     positives_in_top_k: u64,
+    positive_scores: Scores,
+    negative_scores: Scores,
+    /// Negatives scoring above the lowest-scoring positive of their query.
+    negatives_above_a_positive: u64,
 }
 
 impl PoolWriter {
@@ -157,6 +175,9 @@ impl PoolWriter {
             negatives: 0,
             positives: 0,
             positives_in_top_k: 0,
+            positive_scores: Scores::new(),
+            negative_scores: Scores::new(),
+            negatives_above_a_positive: 0,
         })
     }
 
@@ -174,6 +195,8 @@ impl PoolWriter {
     ) -> Result<()> {
         let mut found = vec![false; positives.len()];
         let mut negatives = 0;
+        let mut negative_scores = Vec::new();
+        let mut lowest_positive = f64::INFINITY;
         for (at, &(doc, score)) in hits.iter().enumerate() {
             let rank = at as u32 + 1;
             let positive = match positives.binary_search(&doc) {
@@ -190,32 +213,69 @@ impl PoolWriter {
                 }
                 Err(_) => continue,
             };
+            let score = f64::from(score);
+            if positive {
+                self.positive_scores.push(score);
+                lowest_positive = lowest_positive.min(score);
+            } else {
+                self.negative_scores.push(score);
+                negative_scores.push(score);
+            }
             self.sink.push(Candidate {
                 query_id: query_id.to_string(),
                 doc_id: docs.id(doc).to_string(),
                 rank,
-                score: f64::from(score),
+                score,
                 positive,
             })?;
         }
         for (i, _) in found.iter().enumerate().filter(|(_, found)| !**found) {
+            let score = missed_score(i);
+            self.positive_scores.push(score);
+            lowest_positive = lowest_positive.min(score);
             self.sink.push(Candidate {
                 query_id: query_id.to_string(),
                 doc_id: docs.id(positives[i]).to_string(),
                 rank: 0,
-                score: missed_score(i),
+                score,
                 positive: true,
             })?;
         }
+        self.negatives_above_a_positive += negative_scores
+            .iter()
+            .filter(|&&s| s > lowest_positive)
+            .count() as u64;
         self.queries += 1;
         self.negatives += negatives as u64;
         self.positives += positives.len() as u64;
         Ok(())
     }
 
-    /// Finishes the output; the report holds the counts of `plan` and these, then `extra`.
+    /// Finishes the output; the report holds the counts of `plan` and these, then `extra`,
+    /// and the score summary of positives and negatives as its table. Skipped queries are
+    /// logged as warnings.
     pub(crate) fn finish(self, plan: &Plan, extra: &[(&str, f64)]) -> Result<StageReport> {
         let rows = self.sink.finish()?;
+        if plan.absent > 0 {
+            tracing::warn!(
+                "mining: {} queries with a judged positive are not in the queries input and \
+                 were not mined",
+                plan.absent
+            );
+        }
+        if plan.without_positives > 0 {
+            tracing::warn!(
+                "mining: {} queries of the queries input have no judgement at or above the \
+                 relevance threshold and were not mined",
+                plan.without_positives
+            );
+        }
+        let summary = table(
+            &self.positive_scores,
+            &self.negative_scores,
+            self.negatives_above_a_positive,
+        );
+        tracing::info!("mining score summary:\n{summary}");
         let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         let mut metrics: BTreeMap<String, f64> = [
             ("queries_mined", self.queries as f64),
@@ -236,10 +296,33 @@ impl PoolWriter {
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
         .collect();
+        let medians = |s: &Scores| s.quantiles(&[0.5])[0];
+        metrics.extend([
+            (
+                "positive_score_mean".to_string(),
+                self.positive_scores.mean(),
+            ),
+            (
+                "positive_score_median".to_string(),
+                medians(&self.positive_scores),
+            ),
+            (
+                "negative_score_mean".to_string(),
+                self.negative_scores.mean(),
+            ),
+            (
+                "negative_score_median".to_string(),
+                medians(&self.negative_scores),
+            ),
+            (
+                "negatives_above_a_positive_fraction".to_string(),
+                per(self.negatives_above_a_positive, self.negatives),
+            ),
+        ]);
         metrics.extend(extra.iter().map(|&(name, value)| (name.to_string(), value)));
         Ok(StageReport {
             metrics,
-            table: None,
+            table: Some(summary),
         })
     }
 }

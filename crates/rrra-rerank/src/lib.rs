@@ -28,7 +28,7 @@ pub fn s_rr(base: f64, qa: f64, lambda: f64) -> f64 {
 }
 
 /// Params of `rerank.adapter`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdapterRerankParams {
     /// Exponent of the adapter score; 0 keeps the first-stage order.
@@ -47,7 +47,7 @@ impl Default for AdapterRerankParams {
 }
 
 /// Params of `rerank.none`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoRerankParams {
     /// Keep each query's `depth` best first-stage documents; 0 keeps all.

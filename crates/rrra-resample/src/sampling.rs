@@ -41,7 +41,10 @@ pub enum Weighting {
     /// TriSampler: `exp(-(s_i - s_pos)^2 / 4) * ReLU(s(d+, d_i) - s_i) * 1[theta <= theta_max]`,
     /// `theta = |acos(s_pos) - acos(s_i)|` (cosines clamped to `[-1, 1]`).
     TriSampler { theta_max_deg: f64 },
-    /// Positive-aware margin (NV-Retriever TopK-PercPos): 1 when `s_i < r * s_pos`, else 0.
+    /// Positive-aware margin (NV-Retriever TopK-PercPos): 1 when
+    /// `s_i < s_pos - (1 - r) * |s_pos|`, else 0. That is `s_i < r * s_pos` for `s_pos >= 0`
+    /// (the paper's rule); for `s_pos < 0`, where `r * s_pos` lies *above* the positive, the
+    /// margin is kept below it, so a negative scoring higher than the positive is never kept.
     Margin { r: f64 },
     /// RRRA: `s_HN,i · (1 - s_FN,i)^gamma`.
     Rrra { hardness: Hardness, gamma: f64 },
@@ -67,7 +70,7 @@ impl Weighting {
                     * relu
                     * indicator(theta <= theta_max_deg.to_radians())
             }
-            Weighting::Margin { r } => indicator(e.score < r * s_pos),
+            Weighting::Margin { r } => indicator(e.score < margin_threshold(r, s_pos)),
             Weighting::Rrra { hardness, gamma } => {
                 let s_hn = match hardness {
                     Hardness::Simans { a, b } => (-a * (e.score - s_pos - b).powi(2)).exp(),
@@ -96,6 +99,12 @@ impl Weighting {
             .map(|e| self.weight_in(e, s_pos, range))
             .collect()
     }
+}
+
+/// The score a candidate must stay below in [`Weighting::Margin`]:
+/// `s_pos - (1 - r) * |s_pos|`, equal to `r * s_pos` when `s_pos >= 0`.
+pub fn margin_threshold(r: f64, s_pos: f64) -> f64 {
+    s_pos - (1.0 - r) * s_pos.abs()
 }
 
 fn indicator(b: bool) -> f64 {
@@ -329,6 +338,27 @@ mod tests {
         assert_close(&w, &[0.0, 0.0, 1.0, 1.0]);
         assert_eq!(top_ranked(&w, 1), vec![2]);
         assert_eq!(top_ranked(&w, 5), vec![2, 3]);
+    }
+
+    #[test]
+    fn margin_never_keeps_a_candidate_above_a_negative_positive_score() {
+        // s_pos = -0.5, r = 0.9: `r * s_pos` = -0.45 lies above the positive, and the old
+        // rule kept -0.48 (more similar to the query than the positive). The threshold is
+        // s_pos - 0.1 * |s_pos| = -0.55.
+        let pool = [
+            entry(1, -0.3, 0.0),
+            entry(2, -0.48, 0.0),
+            entry(3, -0.5, 0.0),
+            entry(4, -0.549, 0.0),
+            entry(5, -0.551, 0.0),
+            entry(6, -0.9, 0.0),
+        ];
+        let w = Weighting::Margin { r: 0.9 }.weights(&pool, -0.5);
+        assert_close(&w, &[0.0, 0.0, 0.0, 0.0, 1.0, 1.0]);
+        assert!((margin_threshold(0.9, -0.5) + 0.55).abs() < 1e-12);
+        // For a positive s_pos the rule is the paper's `r * s_pos`.
+        assert!((margin_threshold(0.9, 0.5) - 0.45).abs() < 1e-12);
+        assert_eq!(margin_threshold(0.9, 0.0), 0.0);
     }
 
     /// Draws one index `trials` times, each from its own stream, and checks every

@@ -68,7 +68,7 @@ enum Rule {
 }
 
 /// Params of `resample.uniform`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct UniformParams {
     /// Hard negatives drawn per (query, positive) pair.
@@ -136,7 +136,7 @@ impl Stage for ResampleUniform {
 }
 
 /// Params of `resample.simans`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimansParams {
     /// Hard negatives drawn per (query, positive) pair.
@@ -207,7 +207,7 @@ impl Stage for ResampleSimans {
 }
 
 /// Params of `resample.trisampler`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TriSamplerParams {
     /// Hard negatives drawn per (query, positive) pair.
@@ -281,7 +281,9 @@ impl Stage for ResampleTriSampler {
 }
 
 /// How `resample.margin` picks among the kept candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MarginMode {
     /// Uniformly at random.
@@ -292,7 +294,7 @@ pub enum MarginMode {
 }
 
 /// Params of `resample.margin`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MarginParams {
     /// Hard negatives drawn per (query, positive) pair.
@@ -301,7 +303,8 @@ pub struct MarginParams {
     pub n_rand: usize,
     /// Only the `pool` best-ranked non-positive candidates of a query are used.
     pub pool: usize,
-    /// A candidate is kept when `s_i < r · s_pos`.
+    /// A candidate is kept when `s_i < s_pos − (1 − r)·|s_pos|` (`r · s_pos` for a positive
+    /// `s_pos`; below the positive, never above it, when `s_pos < 0`).
     pub r: f64,
     /// `sample` (uniform over the kept) or `top` (the best-ranked kept).
     pub mode: MarginMode,
@@ -320,14 +323,17 @@ impl Default for MarginParams {
 }
 
 /// `resample.margin`: positive-aware negatives (NV-Retriever TopK-PercPos), candidates
-/// scoring below `r` times the positive's score.
+/// scoring below `r` times the positive's score (for `s_pos < 0`, below
+/// `s_pos − (1 − r)·|s_pos|`: see [`crate::sampling::Weighting::Margin`]).
 pub struct ResampleMargin;
 
 impl Stage for ResampleMargin {
     type Params = MarginParams;
     const KIND: &'static str = "resample.margin";
-    const VERSION: u32 = 1;
-    const ABOUT: &'static str = "positive-aware hard negatives (TopK-PercPos), s_i < r · s_pos";
+    // 2: the margin stays below the positive when s_pos < 0 (it kept s_i < r · s_pos).
+    const VERSION: u32 = 2;
+    const ABOUT: &'static str =
+        "positive-aware hard negatives (TopK-PercPos), s_i < s_pos - (1 - r)|s_pos|";
     const SEEDED: bool = true;
 
     fn inputs() -> &'static [Port] {
@@ -359,7 +365,7 @@ impl Stage for ResampleMargin {
 }
 
 /// Params of `resample.random`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RandomParams {
     /// Random corpus negatives per (query, positive) pair.
@@ -413,7 +419,9 @@ impl Stage for ResampleRandom {
 }
 
 /// The hardness score of `resample.rrra`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HardnessKind {
     /// The SimANS weight with the stage's `a` and `b`.
@@ -424,7 +432,9 @@ pub enum HardnessKind {
 }
 
 /// Which adapter score `resample.rrra` treats as the false-negative likelihood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FnScore {
     /// `s_fn`, from the CA-score `cos(a, c)` (METHOD.md).
@@ -436,7 +446,7 @@ pub enum FnScore {
 
 /// Params of `resample.rrra`: those of `resample.simans` plus `gamma`, `hardness` and
 /// `fn_score`, so a pipeline that sets only the shared ones swaps the two by `kind` alone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RrraParams {
     /// Hard negatives drawn per (query, positive) pair.
@@ -726,6 +736,8 @@ struct Tally {
     hard: u64,
     hard_rank_sum: f64,
     short: u64,
+    /// Pairs whose pool had candidates but none of positive weight.
+    starved: u64,
 }
 
 /// Runs one resampling stage: per (query, positive) pair, hard negatives by `rule` from
@@ -802,6 +814,9 @@ fn resample(
                 Rule::Sample(w) | Rule::Top(w) => {
                     let entries = pool_entries(&g, positive, vectors.as_ref())?;
                     let weights = w.weights(&entries, positive.score);
+                    if !weights.is_empty() && !weights.iter().any(|&x| x > 0.0) {
+                        tally.starved += 1;
+                    }
                     match rule {
                         Rule::Top(_) => top_ranked(&weights, n_hard),
                         _ => draw_without_replacement(&weights, n_hard, &mut rng),
@@ -842,7 +857,33 @@ fn resample(
     })?;
     drop(task);
     sink.finish()?;
+    warn_if_starved(kind, &tally, budget.n_neg);
     Ok(report(&tally))
+}
+
+/// Logs, as `tracing` warnings, pairs that got fewer negatives than asked for and pools
+/// whose every weight was 0 (e.g. SimANS or RRRA weights `exp(-a (s_i - s_pos - b)^2)`
+/// underflowing on BM25-scale scores, whose differences are far larger than cosines').
+fn warn_if_starved(kind: &str, t: &Tally, n_neg: usize) {
+    if t.starved > 0 {
+        tracing::warn!(
+            "{kind}: for {} of {} (query, positive) pairs every candidate's weight was 0, so \
+             no hard negative could be drawn: check that the sampler's scale suits the \
+             scores (SimANS/RRRA `a` and `b` assume cosine-like scores; BM25 scores make \
+             exp(-a (s_i - s_pos - b)^2) underflow)",
+            t.starved,
+            t.examples
+        );
+    }
+    if t.short > 0 {
+        tracing::warn!(
+            "{kind}: {} of {} pairs ({:.1}%) got fewer than n_neg = {n_neg} negatives \
+             (short_fraction in the report)",
+            t.short,
+            t.examples,
+            100.0 * t.short as f64 / t.examples.max(1) as f64
+        );
+    }
 }
 
 /// The pool of a group as the weightings see it, for one positive: `pos_sim` is
@@ -894,6 +935,10 @@ fn report(t: &Tally) -> StageReport {
             per_example(t.negatives as f64),
         ),
         ("short_fraction".to_string(), per_example(t.short as f64)),
+        (
+            "zero_weight_fraction".to_string(),
+            per_example(t.starved as f64),
+        ),
     ]
     .into();
     if t.hard > 0 {

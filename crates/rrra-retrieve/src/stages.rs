@@ -31,10 +31,12 @@ fn write_run<'a>(
     sink.finish()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bm25StageParams {
+    /// BM25 term-frequency saturation.
     pub k1: f64,
+    /// BM25 length normalisation (0: none, 1: full).
     pub b: f64,
     /// Documents kept per query.
     pub top_k: usize,
@@ -121,7 +123,7 @@ impl Stage for RetrieveBm25 {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DenseParams {
     /// Documents kept per query.

@@ -39,12 +39,17 @@ pub trait DynStage: Send + Sync {
     fn seeded(&self) -> bool;
     fn inputs(&self) -> &'static [Port];
     fn outputs(&self) -> &'static [Port];
+    /// The params as a JSON schema: every param with its type, default and doc comment.
+    fn params_schema(&self) -> serde_json::Value;
     fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError>;
 }
 
 struct Erased<S>(PhantomData<fn() -> S>);
 
-impl<S: Stage> DynStage for Erased<S> {
+impl<S: Stage> DynStage for Erased<S>
+where
+    S::Params: schemars::JsonSchema,
+{
     fn kind(&self) -> &'static str {
         S::KIND
     }
@@ -62,6 +67,9 @@ impl<S: Stage> DynStage for Erased<S> {
     }
     fn outputs(&self) -> &'static [Port] {
         S::outputs()
+    }
+    fn params_schema(&self) -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(S::Params)).expect("a schema is JSON")
     }
     fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError> {
         let typed: S::Params = serde_path_to_error::deserialize(params.clone()).map_err(|e| {

@@ -575,3 +575,23 @@ fn rrra_rejects_a_false_negative_score_outside_the_unit_interval() {
     .to_string();
     assert!(err.contains("q1") && err.contains("[0, 1]"), "{err}");
 }
+
+#[test]
+fn underflowing_weights_are_counted_as_starved_pairs() {
+    let (_dir, inputs) = setup();
+    let ports = inputs.ports(&["candidates"]);
+    // A kernel so sharp that every weight underflows to 0 (as SimANS's does on BM25-scale
+    // score gaps): no hard negative can be drawn, and the report says why.
+    let params = SimansParams {
+        n_neg: 2,
+        a: 1e9,
+        b: 10.0,
+        ..Default::default()
+    };
+    let (report, examples) = run_stage::<ResampleSimans>(&params, ports.clone(), 0).unwrap();
+    assert!(examples.iter().all(|e| e.negatives.is_empty()));
+    assert_eq!(report.metrics["zero_weight_fraction"], 1.0);
+    assert_eq!(report.metrics["short_fraction"], 1.0);
+    let (report, _) = run_stage::<ResampleSimans>(&SimansParams::default(), ports, 0).unwrap();
+    assert_eq!(report.metrics["zero_weight_fraction"], 0.0);
+}
