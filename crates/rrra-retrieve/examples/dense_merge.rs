@@ -2,7 +2,7 @@
 //! across threads and merge the partial heaps: the corpus is fed in blocks of 4096 documents,
 //! as `retrieve.dense` streams an embeddings file, at `top_k` 100 and 1000.
 //!
-//! `cargo run --release -p rrra-retrieve --example dense_merge -- [QUERIES] [DOCS]`
+//! `cargo run -p rrra-retrieve --example dense_merge -- [QUERIES] [DOCS]`
 //! (default 7000 × 1000000, 384-d seeded random unit vectors). Set `RAYON_NUM_THREADS` to
 //! simulate a wider machine: the split into document ranges follows the thread count.
 
