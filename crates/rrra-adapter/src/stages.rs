@@ -142,7 +142,8 @@ impl Stage for TrainAdapter {
     type Params = TrainAdapterParams;
     const KIND: &'static str = "train.adapter";
     // Unchanged by columnar reading and `backend:` (cpu gives the same bytes).
-    const VERSION: u32 = 1;
+    // v2: the patched burn-flex (bias fused into the gemm) can move outputs by an ulp.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "train the false-negative adapter on frozen embeddings of mined candidates";
     const SEEDED: bool = true;
@@ -392,7 +393,8 @@ pub struct ScoreAdapter;
 impl Stage for ScoreAdapter {
     type Params = ScoreAdapterParams;
     const KIND: &'static str = "score.adapter";
-    const VERSION: u32 = 1;
+    // v2: the patched burn-flex (bias fused into the gemm) can move outputs by an ulp.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "score candidates or a run with a trained adapter (QA-score, s_fn)";
 
     fn inputs() -> &'static [Port] {

@@ -209,7 +209,9 @@ pub struct EncodeBert;
 impl Stage for EncodeBert {
     type Params = EncodeParams;
     const KIND: &'static str = "encode.bert";
-    const VERSION: u32 = 1;
+    // v2: the patched burn-flex (vectorised erf in GELU, bias fused into the gemm) moves
+    // embeddings by ~1e-7; the model folder's sentence-transformers settings apply.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "BERT bi-encoder embeddings of a corpus or of queries";
 
     fn inputs() -> &'static [Port] {
@@ -506,7 +508,8 @@ pub struct TrainBiencoder;
 impl Stage for TrainBiencoder {
     type Params = TrainParams;
     const KIND: &'static str = "train.biencoder";
-    const VERSION: u32 = 1;
+    // v2: the patched burn-flex changes the forward pass by ~1e-7 (see encode.bert).
+    const VERSION: u32 = 2;
     const ABOUT: &'static str =
         "InfoNCE fine-tuning of the bi-encoder (AdamW, warm-up, clipping, checkpoints)";
     const SEEDED: bool = true;
