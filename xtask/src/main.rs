@@ -1,12 +1,14 @@
 //! `cargo xtask`: rrra's command line. `run` executes a pipeline file against the artifact
 //! cache, `status` shows each stage as Fresh/Stale/Missing, `graph` prints the DAG, `kinds`
-//! lists the stage implementations, `clean` empties the cache; `test` and `bench` set up the
+//! lists the stage implementations, `show` prints an artifact as a table, `export` writes
+//! one for other tools, `clean` empties the cache; `test` and `bench` set up the
 //! Python reference tools the parity tests and benchmarks compare against, then run them.
 
 mod bench;
 mod fuzz;
 mod killloop;
 mod kinds;
+mod inspect;
 mod progress;
 mod python;
 mod report;
@@ -67,20 +69,47 @@ enum Command {
         #[arg(long)]
         params: bool,
     },
-    /// Write a run (TREC run format) or qrels (TREC qrels) output of a fresh stage as text.
+    /// Write an artifact of a fresh stage as TREC text (runs, qrels), CSV, JSONL or Parquet,
+    /// or an examples artifact as hard-negative training files (st, flag, tevatron).
     Export {
         file: PathBuf,
-        /// The stage whose output to export.
+        /// STAGE or STAGE.PORT: the artifact to export.
         stage: String,
-        /// The output port (default: the stage's only run or qrels output).
+        /// The output port (default: the stage's only output the format takes).
         #[arg(long)]
         output: Option<String>,
+        #[arg(long, value_enum, default_value = "trec")]
+        format: inspect::ExportFormat,
         /// Where to write.
         #[arg(long)]
         to: PathBuf,
         /// The run tag (last column of a TREC run; default: the stage id).
         #[arg(long)]
         tag: Option<String>,
+        /// st/flag/tevatron: the corpus as STAGE[.PORT] (default: what the stage training on
+        /// the examples reads, else the pipeline's only corpus).
+        #[arg(long)]
+        corpus: Option<String>,
+        /// st/flag/tevatron: the queries as STAGE[.PORT] (default as for --corpus).
+        #[arg(long)]
+        queries: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print an artifact of a fresh stage as a table.
+    Show {
+        file: PathBuf,
+        /// STAGE or STAGE.PORT (default: the stage's only table output).
+        stage: String,
+        /// Rows to print, at most.
+        #[arg(long, default_value_t = 20)]
+        head: usize,
+        /// A filter such as `score > 0.5 and query_id == "q1"` (==, !=, <, <=, >, >=; and, or).
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Columns to print, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -201,10 +230,42 @@ fn real_main() -> Result<()> {
             file,
             stage,
             output,
+            format,
             to,
             tag,
+            corpus,
+            queries,
             data_dir,
-        } => export(&file, &stage, output.as_deref(), &to, tag, data_dir),
+        } => inspect::export(
+            &file,
+            &inspect::ExportArgs {
+                spec: stage,
+                output,
+                format,
+                to,
+                tag,
+                corpus,
+                queries,
+                data_dir,
+            },
+        ),
+        Command::Show {
+            file,
+            stage,
+            head,
+            filter,
+            columns,
+            data_dir,
+        } => inspect::show(
+            &file,
+            &stage,
+            &rrra_inspect::View {
+                columns,
+                filter,
+                head,
+            },
+            data_dir,
+        ),
         Command::Report {
             files,
             data_dir,
@@ -396,64 +457,5 @@ fn status(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, verify: boo
             if damaged == 1 { "y" } else { "ies" }
         );
     }
-    Ok(())
-}
-
-fn export(
-    file: &Path,
-    stage: &str,
-    output: Option<&str>,
-    to: &Path,
-    tag: Option<String>,
-    data_dir: Option<PathBuf>,
-) -> Result<()> {
-    use rrra_common::artifact::read_rows;
-    use rrra_common::schema::ArtifactKind;
-
-    let p = Pipeline::load(file)?;
-    let data_dir = data_dir_of(&p, data_dir);
-    let at = p
-        .position(stage)
-        .with_context(|| format!("{} has no stage {stage:?}", file.display()))?;
-    let node = &p.stages[at];
-    let exportable = [ArtifactKind::Run, ArtifactKind::Qrels];
-    let port = match output {
-        Some(name) => node
-            .stage
-            .outputs()
-            .iter()
-            .find(|o| o.name == name)
-            .with_context(|| format!("stage {stage:?} has no output {name:?}"))?,
-        None => {
-            let mut ports = node
-                .stage
-                .outputs()
-                .iter()
-                .filter(|o| exportable.contains(&o.kind));
-            match (ports.next(), ports.next()) {
-                (Some(port), None) => port,
-                _ => anyhow::bail!("stage {stage:?}: name the output to export with --output"),
-            }
-        }
-    };
-    let states = rrra_runner::status(&p, &data_dir)?;
-    let (State::Fresh, Some(key)) = &states[at] else {
-        anyhow::bail!("stage {stage:?} is not fresh in the cache: run the pipeline first");
-    };
-    let artifact = rrra_runner::cache::Cache::new(&data_dir)
-        .entry_dir(node.stage.kind(), key)
-        .join(format!("{}.parquet", port.name));
-    match port.kind {
-        ArtifactKind::Run => {
-            let run = rrra_eval::Run::from_rows(read_rows(&artifact)?)?;
-            rrra_eval::write_trec_run_file(&run, tag.as_deref().unwrap_or(stage), to)?;
-        }
-        ArtifactKind::Qrels => {
-            let qrels = rrra_eval::Qrels::from_rows(read_rows(&artifact)?)?;
-            rrra_eval::write_trec_qrels_file(&qrels, to)?;
-        }
-        other => anyhow::bail!("a {other} artifact has no TREC text form"),
-    }
-    println!("wrote {} ({} of stage {stage})", to.display(), port.name);
     Ok(())
 }
