@@ -146,9 +146,10 @@ fn joined((title, text): &(String, String)) -> String {
     format!("{title} {text}").trim().to_string()
 }
 
-/// The examples, as `export --format jsonl` writes them: (query, positive, negatives).
-fn examples(f: &Fixture) -> Vec<(String, String, Vec<String>)> {
-    let path = f.export("negatives", "jsonl", "examples.jsonl");
+/// The examples, as `export --format jsonl` writes them to `file`: (query, positive,
+/// negatives). Tests run in parallel, so each names its own file.
+fn examples(f: &Fixture, file: &str) -> Vec<(String, String, Vec<String>)> {
+    let path = f.export("negatives", "jsonl", file);
     jsonl(&path)
         .into_iter()
         .map(|e| {
@@ -243,7 +244,7 @@ fn show_rejects_bad_filters_columns_and_ports_clearly() {
 #[test]
 fn table_exports_read_back_with_the_same_rows() {
     let f = fixture();
-    let examples = examples(f);
+    let examples = examples(f, "examples-1.jsonl");
     assert!(examples.len() > 500, "{}", examples.len());
     assert!(examples.iter().all(|(_, _, n)| n.len() == 2));
 
@@ -289,7 +290,7 @@ fn table_exports_read_back_with_the_same_rows() {
 #[test]
 fn hard_negative_exports_hold_the_examples_texts() {
     let f = fixture();
-    let examples = examples(f);
+    let examples = examples(f, "examples-2.jsonl");
     let (docs, queries) = scifact();
 
     // sentence-transformers, Parquet: anchor, positive, negative_1, negative_2 per example.
@@ -381,7 +382,7 @@ fn hard_negative_exports_hold_the_examples_texts() {
 #[test]
 fn exports_open_in_pyarrow_and_polars() {
     let f = fixture();
-    let rows = examples(f).len();
+    let rows = examples(f, "examples-3.jsonl").len();
     let st = f.export("negatives", "st", "st-py.parquet");
     let csv = f.export("negatives", "csv", "examples-py.csv");
     let python = std::env::var("RRRA_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -359,7 +359,7 @@ mod tests {
         ] {
             let shown = Filter::parse(text).unwrap_err().to_string();
             assert!(shown.contains(expected), "{text}: {shown}");
-            assert!(shown.contains(text), "{text}: {shown}");
+            assert!(shown.contains(&format!("{text:?}")), "{text}: {shown}");
         }
     }
 
