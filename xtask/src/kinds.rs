@@ -210,7 +210,7 @@ mod tests {
             "k1: float = 0.9",
             "pooling: mean|cls? = unset",
             "mode: sample|top = sample",
-            "encoder.lr: float = 2e-5",
+            "encoder.lr: float = 0.00002",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

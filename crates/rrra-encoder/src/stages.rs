@@ -274,13 +274,18 @@ impl Stage for EncodeBert {
             "encode.bert settings"
         );
         let total = parquet_rows(input)?;
-        let task = ctx.progress.task(
-            match role {
-                Role::Document => "encode corpus",
-                Role::Query => "encode queries",
-            },
-            Some(total),
-        );
+        // Counted per encoder batch (a Parquet batch holds thousands of texts).
+        let task: std::sync::Arc<dyn rrra_common::progress::Task> = ctx
+            .progress
+            .task(
+                match role {
+                    Role::Document => "encode corpus",
+                    Role::Query => "encode queries",
+                },
+                Some(total),
+            )
+            .into();
+        let counter = Forward(std::sync::Arc::clone(&task));
         let mut sink = EmbeddingSink::create(&ctx.output("embeddings"), encoder.dim())?;
         let start = std::time::Instant::now();
         let mut truncated = 0u64;
@@ -292,12 +297,11 @@ impl Stage for EncodeBert {
                 .filter(|&n| n > resolved.max_len)
                 .count() as u64;
             let vectors = encoder
-                .encode(&texts, p.batch_size, &rrra_common::progress::Silent)
+                .encode(&texts, p.batch_size, &counter)
                 .map_err(invalid)?;
             for (id, v) in ids.iter().zip(vectors.chunks_exact(encoder.dim())) {
                 sink.push(id, v)?;
             }
-            task.inc(ids.len() as u64);
             Ok(())
         };
         match role {
@@ -313,6 +317,7 @@ impl Stage for EncodeBert {
                 encode(queries.into_iter().map(|q| q.id).collect(), texts)
             })?,
         }
+        drop(counter);
         drop(task);
         let rows = sink.finish()?;
         if truncated > 0 {
@@ -334,6 +339,21 @@ impl Stage for EncodeBert {
             .into(),
             table: None,
         })
+    }
+}
+
+/// Hands the encoder's per-batch counts to the stage's task.
+struct Forward(std::sync::Arc<dyn rrra_common::progress::Task>);
+
+impl rrra_common::progress::Progress for Forward {
+    fn task(&self, _label: &str, _total: Option<u64>) -> Box<dyn rrra_common::progress::Task> {
+        Box::new(Forward(std::sync::Arc::clone(&self.0)))
+    }
+}
+
+impl rrra_common::progress::Task for Forward {
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
     }
 }
 
