@@ -6,9 +6,9 @@
 
 mod bench;
 mod fuzz;
+mod inspect;
 mod killloop;
 mod kinds;
-mod inspect;
 mod progress;
 mod python;
 mod report;

@@ -143,7 +143,10 @@ pub const TARGETS: &[Target] = &[
 
 /// A mapped table of `format` with a header line (CSV, TSV).
 fn table(format: TableFormat) -> Table {
-    Table { format, header: true }
+    Table {
+        format,
+        header: true,
+    }
 }
 
 /// The pipeline parser and validator: errors must name the file and a line.

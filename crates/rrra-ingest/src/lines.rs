@@ -10,7 +10,17 @@ use std::path::Path;
 use rrra_common::{Error, Result};
 
 /// The character encoding of a text file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TextEncoding {
     /// UTF-8; an invalid byte sequence is an error naming the line.

@@ -65,9 +65,10 @@ pub fn read_table(
     nonempty(path, count, "record")
 }
 
-/// The error for a required column that the header or schema lacks.
+/// The error for a required column that the header (at `line`) or schema lacks.
 fn missing_columns(
     path: &Path,
+    line: Option<u64>,
     columns: &[&str],
     required: usize,
     positions: &[Option<usize>],
@@ -79,10 +80,13 @@ fn missing_columns(
         .take(required)
         .find(|(_, p)| p.is_none())
     {
-        Some((c, _)) => Err(Error::file(
-            path,
-            format!("expected a column {c:?}; the file has {names:?}"),
-        )),
+        Some((c, _)) => {
+            let message = format!("expected a column {c:?}; the file has {names:?}");
+            Err(match line {
+                Some(n) => Error::input(path, n, message),
+                None => Error::file(path, message),
+            })
+        }
         None => Ok(()),
     }
 }
@@ -198,7 +202,8 @@ fn read_delimited(
     };
     if table.header {
         let names: Vec<&str> = record.iter().collect();
-        missing_columns(path, columns, required, &positions, &names)?;
+        let line = record.position().map_or(1, |p| p.line());
+        missing_columns(path, Some(line), columns, required, &positions, &names)?;
     }
     let mut count = 0;
     while reader.read_record(&mut record).map_err(csv_error)? {
@@ -255,7 +260,7 @@ fn read_parquet(
         .map(|c| fields.iter().position(|f| f.name() == c))
         .collect();
     let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
-    missing_columns(path, columns, required, &positions, &names)?;
+    missing_columns(path, None, columns, required, &positions, &names)?;
     let mut roots: Vec<usize> = positions.iter().flatten().copied().collect();
     roots.sort_unstable();
     roots.dedup();
@@ -302,7 +307,9 @@ fn read_parquet(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DocFields {
+    /// The document id field.
     pub id: String,
+    /// The document text field.
     pub text: String,
     /// No title field: titles are empty.
     pub title: Option<String>,
@@ -322,7 +329,9 @@ impl Default for DocFields {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryFields {
+    /// The query id field.
     pub id: String,
+    /// The query text field.
     pub text: String,
 }
 
@@ -339,7 +348,9 @@ impl Default for QueryFields {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QrelFields {
+    /// The query id field.
     pub query_id: String,
+    /// The document id field.
     pub doc_id: String,
     /// `null`: every listed pair is relevant (grade 1).
     pub relevance: Option<String>,

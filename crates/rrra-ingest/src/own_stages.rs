@@ -54,7 +54,9 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
 // ---------------------------------------------------------------- ingest.corpus
 
 /// The corpus file formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CorpusFormat {
     /// `pid\ttext` (MS MARCO `collection.tsv`).
@@ -81,6 +83,7 @@ pub enum CorpusFormat {
 pub struct CorpusParams {
     /// A file, or a folder whose files are all read (in path order).
     pub path: Source,
+    /// The file format.
     pub format: CorpusFormat,
     /// Field names for `jsonl`, `csv`, `tsv` and `parquet`.
     pub fields: DocFields,
@@ -194,8 +197,11 @@ impl Stage for IngestCorpus {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PairsParams {
+    /// The file: a path (relative to the pipeline file), `{url, sha256|md5, member}` or `{collection, member}`.
     pub path: Source,
+    /// The file format: `jsonl`, `csv`, `tsv` or `parquet`.
     pub format: TableFormat,
+    /// Field names of the query, positive and (optional) negative texts and ids.
     pub fields: PairFields,
     /// Whether a `csv`/`tsv` file starts with a header naming its columns (else fields are
     /// 1-based column numbers).
@@ -289,6 +295,7 @@ pub struct TrecParams {
     pub sgml: SgmlTags,
     /// The documents' encoding: `utf8` or `latin1`.
     pub encoding: TextEncoding,
+    /// Judgements of documents the corpus lacks: `error` (reject the file) or `keep`.
     pub unknown_docs: UnknownDocs,
 }
 

@@ -29,13 +29,17 @@ use crate::mapped::{Table, read_table, text_value};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PairFields {
+    /// The query text field.
     pub query: String,
+    /// The positive text field (a string or a list of strings).
     pub positive: String,
     /// Absent by default: pairs without negatives.
     pub negative: Option<String>,
     /// Ids given in the file instead of derived from the text.
     pub query_id: Option<String>,
+    /// The positive's id field (absent: derived from its text).
     pub positive_id: Option<String>,
+    /// The negative's id field (absent: derived from its text).
     pub negative_id: Option<String>,
 }
 

@@ -64,6 +64,7 @@ pub(crate) fn report(rows: &[(&str, u64)]) -> StageReport {
 pub struct BeirParams {
     /// The data set folder holding `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
     pub path: Source,
+    /// The qrels split read (`qrels/<split>.tsv`): `train`, `dev` or `test`.
     pub split: String,
     /// Keep every query, not only those judged in `split` (BEIR keeps judged ones).
     pub all_queries: bool,
@@ -183,6 +184,7 @@ pub struct MsmarcoParams {
     pub queries: Source,
     /// Qrels in TREC form (`qid iter pid grade`, tabs or spaces).
     pub qrels: Source,
+    /// Judgements of documents the corpus lacks: `error` (reject the file) or `keep`.
     pub unknown_docs: UnknownDocs,
 }
 
@@ -335,6 +337,7 @@ pub(crate) fn write_qrels(
 pub struct QueriesParams {
     /// The query file (relative to the pipeline file).
     pub path: Source,
+    /// The file format.
     pub format: QueryFormat,
     /// Field names for `jsonl`, `csv`, `tsv` and `parquet`.
     pub fields: QueryFields,
@@ -388,7 +391,9 @@ impl Stage for IngestQueries {
 }
 
 /// The qrels file formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QrelsFormat {
     /// TREC 4-column or BEIR TSV with header, told apart by the first line.
@@ -411,6 +416,7 @@ pub struct QrelsParams {
     pub path: Source,
     /// Applies when a corpus is connected: judgements of documents it lacks.
     pub unknown_docs: UnknownDocs,
+    /// The file format (`auto`: TREC or BEIR, told apart by the first line).
     pub format: QrelsFormat,
     /// Field names for `jsonl`, `csv`, `tsv` and `parquet` (`relevance: null`: all 1).
     pub fields: QrelFields,

@@ -110,7 +110,9 @@ fn trim_lines(s: &str) -> String {
 /// Which elements give a document's title and text (names matched upper-cased).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SgmlTags {
+    /// Elements whose text forms the title (the first found).
     pub title: Vec<String>,
+    /// Elements whose text forms the document text (joined).
     pub text: Vec<String>,
 }
 

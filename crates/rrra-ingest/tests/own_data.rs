@@ -408,7 +408,7 @@ fn mapped_errors_name_file_line_and_field() {
         )
     });
     assert!(
-        msg.contains("c.csv: expected a column \"text\"; the file has [\"id\", \"body\"]"),
+        msg.contains("c.csv:1: expected a column \"text\"; the file has [\"id\", \"body\"]"),
         "{msg}"
     );
     let csv = write(&dir, "d.csv", b"id,text\n1,x\n2,y,z\n");

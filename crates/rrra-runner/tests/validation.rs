@@ -268,7 +268,7 @@ stages:
         .unwrap()
         .to_string();
     assert!(
-        err.contains("own.yaml:8") && err.contains("unknown collection \"psgs-w200\""),
+        err.contains("own.yaml:9") && err.contains("unknown collection \"psgs-w200\""),
         "{err}"
     );
 }
