@@ -10,19 +10,8 @@ use std::time::SystemTime;
 use rrra_common::progress::Silent;
 use rrra_runner::{Check, Event, Pipeline, State};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The shipped pipeline with `k1` replaced.
 fn pipeline(k1: &str) -> Pipeline {
-    let file = repo().join("pipelines/scifact-bm25.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("k1: 0.9"));
-    Pipeline::parse(&file, &text.replace("k1: 0.9", &format!("k1: {k1}"))).unwrap()
+    rrra_tests::scifact_bm25_with_k1(k1)
 }
 
 /// What a run reported: stages started and damage found (id, reason).

@@ -8,23 +8,14 @@
 //! root (CI runs as root); without the right to mount they say so and do nothing.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use rrra_common::progress::Silent;
 use rrra_runner::{Check, Event, Pipeline, State};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn pipeline(k1: &str) -> Pipeline {
-    let file = repo().join("pipelines/scifact-bm25.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    Pipeline::parse(&file, &text.replace("k1: 0.9", &format!("k1: {k1}"))).unwrap()
+    rrra_tests::scifact_bm25_with_k1(k1)
 }
 
 /// Runs `p`, returning the stages started, or the error.

@@ -2,24 +2,13 @@
 //! stage work; changing one stage's params re-runs it and its descendants only; a damaged
 //! artifact is recomputed; scratch directories of a killed run are swept.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rrra_common::progress::Silent;
 use rrra_runner::{Event, Pipeline, State};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The shipped pipeline with `k1` replaced.
 fn pipeline(k1: &str) -> Pipeline {
-    let file = repo().join("pipelines/scifact-bm25.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("k1: 0.9"));
-    Pipeline::parse(&file, &text.replace("k1: 0.9", &format!("k1: {k1}"))).unwrap()
+    rrra_tests::scifact_bm25_with_k1(k1)
 }
 
 /// Runs `p`, returning the ids of the stages that did work.

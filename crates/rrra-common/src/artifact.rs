@@ -152,17 +152,7 @@ pub fn hash_path(path: &Path) -> Result<String> {
     if !path.is_dir() {
         return hash_file(path);
     }
-    let mut files = Vec::new();
-    list_files(path, path, &mut files)?;
-    files.sort();
-    let mut hasher = blake3::Hasher::new();
-    for rel in &files {
-        hasher.update(rel.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(hash_file(&path.join(rel))?.as_bytes());
-        hasher.update(b"\n");
-    }
-    Ok(hasher.finalize().to_hex().to_string())
+    Ok(fold_dir(path, hash_file)?.to_hex().to_string())
 }
 
 /// A cheap fingerprint of an artifact's files that reads no content: `size:mtime_ns` of a
@@ -173,17 +163,23 @@ pub fn stamp_path(path: &Path) -> Result<String> {
     if !path.is_dir() {
         return stamp_file(path);
     }
+    Ok(format!("dir:{}", fold_dir(path, stamp_file)?.to_hex()))
+}
+
+/// A blake3 hash over a directory's sorted relative file names, each followed by what
+/// `per_file` says of that file (its hash, or its stamp).
+fn fold_dir(dir: &Path, per_file: fn(&Path) -> Result<String>) -> Result<blake3::Hash> {
     let mut files = Vec::new();
-    list_files(path, path, &mut files)?;
+    list_files(dir, dir, &mut files)?;
     files.sort();
     let mut hasher = blake3::Hasher::new();
     for rel in &files {
         hasher.update(rel.as_bytes());
         hasher.update(&[0]);
-        hasher.update(stamp_file(&path.join(rel))?.as_bytes());
+        hasher.update(per_file(&dir.join(rel))?.as_bytes());
         hasher.update(b"\n");
     }
-    Ok(format!("dir:{}", hasher.finalize().to_hex()))
+    Ok(hasher.finalize())
 }
 
 fn stamp_file(path: &Path) -> Result<String> {
