@@ -189,42 +189,60 @@ dispatched! {
                     *s += b;
                 }
             }
-            // Eight running maxima keep the reduction in vector registers.
-            let mut lanes = [f32::NEG_INFINITY; 8];
-            let mut chunks = row.chunks_exact(8);
-            for c in &mut chunks {
-                for (l, &v) in lanes.iter_mut().zip(c) {
-                    *l = l.max(v);
-                }
-            }
-            let max = chunks
-                .remainder()
-                .iter()
-                .chain(&lanes)
-                .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let max = row_max(row);
             if max == f32::NEG_INFINITY {
                 row.fill(0.0);
                 continue;
             }
-            let mut sums = [0.0f32; 8];
-            let mut chunks = row.chunks_exact_mut(8);
-            for c in &mut chunks {
-                for (acc, v) in sums.iter_mut().zip(c.iter_mut()) {
-                    *v = exp_f32(*v - max);
-                    *acc += *v;
-                }
-            }
-            let mut sum: f32 = sums.iter().sum();
-            for v in chunks.into_remainder() {
+            // `exp` in a loop of its own, so that it vectorises at the full register width;
+            // the sum then runs over eight lanes in a fixed order (`lane_sum`).
+            for v in row.iter_mut() {
                 *v = exp_f32(*v - max);
-                sum += *v;
             }
+            let sum = lane_sum(row);
             let inv = 1.0 / sum;
             for v in row.iter_mut() {
                 *v *= inv;
             }
         }
     }
+}
+
+/// The largest element of `row` (`-inf` for an empty row), over sixteen running maxima so
+/// that the reduction stays in vector registers. Order-independent, so exact.
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+}
+
+/// The sum of `row` as eight interleaved partial sums (lane `j` adds elements `8i + j`),
+/// then the lanes in order, then the remainder: a fixed order, so the same bits on every
+/// instruction set.
+#[inline(always)]
+fn lane_sum(row: &[f32]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (acc, &v) in sums.iter_mut().zip(c) {
+            *acc += v;
+        }
+    }
+    let mut sum: f32 = sums.iter().sum();
+    for &v in chunks.remainder() {
+        sum += v;
+    }
+    sum
 }
 
 /// Row softmax of a `[rows, row_len]` tile (see `softmax_rows_seq`), on the calling
