@@ -15,8 +15,9 @@
 
 use std::path::Path;
 
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use rrra_common::artifact::{ParquetSink, parquet_rows};
 use rrra_common::columns::{Interner, PairColumns, VectorTable, for_each_pair_batch};
 use rrra_common::records::{Candidate, Scored};
@@ -143,7 +144,8 @@ impl Stage for TrainAdapter {
     const KIND: &'static str = "train.adapter";
     // Unchanged by columnar reading and `backend:` (cpu gives the same bytes).
     // v2: the patched burn-flex (bias fused into the gemm) can move outputs by an ulp.
-    const VERSION: u32 = 2;
+    // v3: byte-reproducible folder (parameter ids in order; no wall time in adapter.json).
+    const VERSION: u32 = 3;
     const ABOUT: &'static str =
         "train the false-negative adapter on frozen embeddings of mined candidates";
     const SEEDED: bool = true;
@@ -319,10 +321,25 @@ fn vectors(
     Ok((q.values, d.values, q.dim))
 }
 
-/// Writes an adapter folder: `adapter.bpk` weights and `adapter.json`.
+/// Numbers parameters in visiting order: burn draws each `ParamId` at random and Burnpack
+/// stores it, so without this two identically trained adapters differ in their bytes.
+struct OrderedIds(u64);
+
+impl ModuleMapper for OrderedIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (_, value, mapper) = param.consume();
+        self.0 += 1;
+        Param::from_mapped_value(ParamId::from(self.0), value, mapper)
+    }
+}
+
+/// Writes an adapter folder: `adapter.bpk` weights and `adapter.json`. The same weights
+/// and `saved` give the same bytes (parameter ids are renumbered in order).
 pub fn save_adapter(dir: &Path, net: &AdapterNet, saved: &SavedAdapter) -> Result<()> {
     let path = dir.join(WEIGHTS);
-    net.save_into(&mut BurnpackStore::from_file(&path).overwrite(true))
+    net.clone()
+        .map(&mut OrderedIds(0))
+        .save_into(&mut BurnpackStore::from_file(&path).overwrite(true))
         .map_err(|e| Error::file(&path, format!("cannot write adapter weights: {e}")))?;
     let path = dir.join(CONFIG);
     std::fs::write(

@@ -71,6 +71,9 @@ pub struct TrainSummary {
     /// Mean `s_fn` per class on the training pairs after training.
     pub mean_s_fn: [f64; 4],
     pub parameters: usize,
+    /// Wall time of training: reported in the stage's metrics, not saved with the adapter
+    /// (a saved adapter's bytes depend only on what trained it).
+    #[serde(skip)]
     pub seconds: f64,
 }
 

@@ -126,6 +126,11 @@ fn trained_adapters_score_candidates_and_runs_deterministically() {
     let a2 = train(dir.path(), "a2", 5, &c, &q, &d);
     let a3 = train(dir.path(), "a3", 6, &c, &q, &d);
     assert!(a1.join("adapter.bpk").is_file() && a1.join("adapter.json").is_file());
+    for file in ["adapter.bpk", "adapter.json"] {
+        let bytes = |a: &Path| std::fs::read(a.join(file)).unwrap();
+        assert_eq!(bytes(&a1), bytes(&a2), "same seed, same {file} bytes");
+        assert_ne!(bytes(&a1), bytes(&a3), "another seed, another {file}");
+    }
 
     let s1 = score(
         dir.path(),

@@ -45,7 +45,8 @@ impl Stage for TrainJoint {
     const KIND: &'static str = "train.joint";
     // 2: class weights balanced over the joint pairs, not stage 2's pool.
     // 3: the patched burn-flex (vectorised GELU, fused bias) moves the forward pass by ~1e-7.
-    const VERSION: u32 = 3;
+    // 4: the adapter folder is byte-reproducible (rrra-adapter's `save_adapter`).
+    const VERSION: u32 = 4;
     const ABOUT: &'static str =
         "fine-tune the bi-encoder and the adapter together (L_con + weight * L_adapter)";
     const SEEDED: bool = true;
