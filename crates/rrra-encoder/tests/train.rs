@@ -313,7 +313,8 @@ fn train_on_tch(precision: rrra_encoder::Precision, chunk_size: usize) -> (Vec<f
 }
 
 /// bf16 training on `tch` (libtorch's CPU here): finite losses close to fp32's but not
-/// equal to them, weights that move as fp32's do, and gradient caching in bf16 agreeing
+/// equal to them (measured: relative gap 1.6e-4 over 4 steps, trained embeddings' min
+/// cosine 0.999998; bounds ~10x that), weights that move as fp32's do, and gradient caching in bf16 agreeing
 /// with plain backpropagation in bf16.
 #[cfg(feature = "tch")]
 #[test]
@@ -366,14 +367,17 @@ fn bf16_training_on_tch_follows_fp32() {
         "bf16 losses equal fp32's: precision ignored"
     );
     assert!(
-        loss_gap < 0.02,
+        loss_gap < 2e-3,
         "bf16 losses {half_losses:?} vs fp32 {full_losses:?}"
     );
     assert!(
-        cache_gap < 0.02,
+        cache_gap < 2e-3,
         "bf16 cached {cached_losses:?} vs plain {half_losses:?}"
     );
-    assert!(min_cos > 0.999, "trained embeddings: min cosine {min_cos}");
+    assert!(
+        min_cos > 0.99998,
+        "trained embeddings: min cosine {min_cos}"
+    );
     assert!(
         moved_half > 0.5 * moved_full,
         "bf16 training moved the weights {moved_half}"
