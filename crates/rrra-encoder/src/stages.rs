@@ -397,6 +397,7 @@ pub struct TrainParams {
     /// (autocast-style: fp32 master weights, optimiser state, layer norms, softmax and
     /// loss). Left out of the cache key at fp32.
     #[serde(skip_serializing_if = "Precision::is_fp32")]
+    #[schemars(extend("default" = "fp32"))]
     pub precision: Precision,
     /// Examples per optimiser step (in-batch negatives come from the same batch).
     pub batch_size: usize,
