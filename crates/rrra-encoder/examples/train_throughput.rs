@@ -97,6 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pooling: Pooling::Mean,
         normalize: true,
         seed: 1,
+        precision: Default::default(),
     };
     let work = tempfile::tempdir()?;
     let (_, summary) = train(

@@ -11,6 +11,7 @@ use rrra_common::progress::Progress;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Bert, BertConfig};
+use crate::precision::Precision;
 use crate::tokenize::{TextTokenizer, TokenBatch};
 
 /// Texts tokenised (and length-sorted) together by [`Encoder::encode`]: large enough that
@@ -73,16 +74,19 @@ pub struct EncoderOptions {
     /// L2-normalise each embedding.
     pub normalize: bool,
     pub backend: Backend,
+    /// The float type of the matrix products: half types on `tch` only.
+    pub precision: Precision,
 }
 
 impl Default for EncoderOptions {
-    /// `max_len` 256, mean pooling, normalised, default backend.
+    /// `max_len` 256, mean pooling, normalised, default backend, fp32.
     fn default() -> Self {
         EncoderOptions {
             max_len: 256,
             pooling: Pooling::Mean,
             normalize: true,
             backend: Backend::default(),
+            precision: Precision::Fp32,
         }
     }
 }
@@ -131,6 +135,10 @@ impl Encoder {
                 dir.display()
             )));
         }
+        options
+            .precision
+            .check(options.backend)
+            .map_err(Error::Invalid)?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), options.max_len)?;
         let device = options.backend.device()?;
         let additive_mask = options.backend == Backend::Tch;
@@ -139,7 +147,8 @@ impl Encoder {
             &dir.join("model.safetensors"),
             &device,
             additive_mask,
-        )?;
+        )?
+        .with_precision(options.precision);
         Ok(Encoder {
             model,
             tokenizer,

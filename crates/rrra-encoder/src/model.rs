@@ -10,13 +10,14 @@ use burn::store::{
     ChainAdapter, FloatCastAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
     SafetensorsStore,
 };
-use burn::tensor::activation::{gelu, gelu_approximate};
-use burn::tensor::module::attention;
+use burn::tensor::activation::{gelu, gelu_approximate, softmax};
+use burn::tensor::module::{attention, linear};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, DType, Device, Int, Tensor};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 
 /// The fields of a Hugging Face BERT `config.json` that the forward pass needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -125,6 +126,7 @@ impl BertConfig {
             heads: self.num_attention_heads,
             activation: self.activation().expect("validated"),
             additive_mask,
+            half: None,
         }
     }
 }
@@ -166,6 +168,9 @@ pub(crate) struct Bert {
     /// Mask padding with an additive `-inf` bias rather than a bool mask.
     #[module(skip)]
     additive_mask: bool,
+    /// The float type of the matrix products when not fp32 ([`Precision::half`]).
+    #[module(skip)]
+    half: Option<FloatDType>,
 }
 
 /// Hugging Face tensor names (with or without the `bert.` prefix) to the fields above.
@@ -242,6 +247,13 @@ impl Bert {
         Ok(model)
     }
 
+    /// Runs the matrix products in `precision` from now on (autocast-style: the weights
+    /// stay fp32 and are cast per pass; see [`crate::precision`]).
+    pub(crate) fn with_precision(mut self, precision: Precision) -> Self {
+        self.half = precision.half();
+        self
+    }
+
     /// Hidden states `[batch, seq, hidden]` of token ids `[batch, seq]`; `pad`, when the
     /// batch has padding, is `true` at padding positions, which no token attends to. A
     /// batch without padding passes `None` and attention runs unmasked.
@@ -285,7 +297,7 @@ impl Bert {
             heads: self.heads,
         };
         for layer in &self.layers {
-            x = layer.forward(x, mask.as_ref(), shape, self.activation);
+            x = layer.forward(x, mask.as_ref(), shape, self.activation, self.half);
         }
         x.reshape([batch, seq, hidden])
     }
@@ -308,40 +320,103 @@ struct Shape {
 }
 
 impl BertLayer {
-    /// One layer over token states `[batch * seq, hidden]`.
+    /// One layer over fp32 token states `[batch * seq, hidden]`. With `half`, the Linear
+    /// layers, attention's products and GELU run in that type; the residual sums, the layer
+    /// norms and attention's softmax stay fp32.
     fn forward(
         &self,
         x: Tensor<2>,
         mask: Option<&Mask>,
         Shape { batch, seq, heads }: Shape,
         activation: Activation,
+        half: Option<FloatDType>,
     ) -> Tensor<2> {
         let hidden = x.dims()[1];
         let split = |t: Tensor<2>| {
             t.reshape([batch, seq, heads, hidden / heads])
                 .swap_dims(1, 2)
         };
-        let (mask, bias) = match mask {
-            None => (None, None),
-            Some(Mask::Bool(m)) => (Some(m.clone()), None),
-            Some(Mask::Additive(b)) => (None, Some(b.clone())),
-        };
-        let context = attention(
-            split(self.query.forward(x.clone())),
-            split(self.key.forward(x.clone())),
-            split(self.value.forward(x.clone())),
-            mask,
-            bias,
-            AttentionModuleOptions::default(),
-        )
+        let low = to_half(x.clone(), half);
+        let (q, k, v) = (
+            split(project(&self.query, low.clone(), half)),
+            split(project(&self.key, low.clone(), half)),
+            split(project(&self.value, low, half)),
+        );
+        let context = match (half, mask) {
+            // Masked half precision: burn-tch would run the masked softmax in half.
+            (Some(half), Some(mask)) => half_attention(q, k, v, mask, half),
+            _ => {
+                // fp32, or half without a mask: the backend's fused attention (libtorch's
+                // SDPA kernels accumulate the softmax in fp32).
+                let (mask, bias) = match mask {
+                    None => (None, None),
+                    Some(Mask::Bool(m)) => (Some(m.clone()), None),
+                    Some(Mask::Additive(b)) => (None, Some(b.clone())),
+                };
+                attention(q, k, v, mask, bias, AttentionModuleOptions::default())
+            }
+        }
         .swap_dims(1, 2)
         .reshape([batch * seq, hidden]);
-        let x = self.attn_norm.forward(self.attn_out.forward(context) + x);
-        let inner = self.intermediate.forward(x.clone());
+        let attended = to_f32(project(&self.attn_out, context, half), half);
+        let x = self.attn_norm.forward(attended + x);
+        let inner = project(&self.intermediate, to_half(x.clone(), half), half);
         let inner = match activation {
             Activation::Gelu => gelu(inner),
             Activation::GeluTanh => gelu_approximate(inner),
         };
-        self.out_norm.forward(self.output.forward(inner) + x)
+        let out = to_f32(project(&self.output, inner, half), half);
+        self.out_norm.forward(out + x)
     }
+}
+
+/// `layer(x)`; with `half`, `x` is already of that type and the fp32 weight and bias are
+/// cast to it for the product (their gradients flow back to the fp32 parameters).
+fn project(layer: &Linear, x: Tensor<2>, half: Option<FloatDType>) -> Tensor<2> {
+    match half {
+        None => layer.forward(x),
+        Some(h) => linear(
+            x,
+            layer.weight.val().cast(h),
+            layer.bias.as_ref().map(|b| b.val().cast(h)),
+        ),
+    }
+}
+
+/// `x` in the `half` type, or unchanged.
+fn to_half<const D: usize>(x: Tensor<D>, half: Option<FloatDType>) -> Tensor<D> {
+    match half {
+        Some(h) => x.cast(h),
+        None => x,
+    }
+}
+
+/// `x` back in fp32 when it was computed in a `half` type.
+fn to_f32<const D: usize>(x: Tensor<D>, half: Option<FloatDType>) -> Tensor<D> {
+    match half {
+        Some(_) => x.cast(FloatDType::F32),
+        None => x,
+    }
+}
+
+/// Masked attention with half-precision products and an fp32 softmax: `q`, `k`, `v`
+/// `[batch, heads, seq, head_dim]` in `half`; the context comes back in `half`.
+fn half_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: &Mask,
+    half: FloatDType,
+) -> Tensor<4> {
+    let scale = 1.0 / (q.dims()[3] as f64).sqrt();
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .cast(FloatDType::F32)
+        .mul_scalar(scale);
+    let scores = match mask {
+        Mask::Bool(m) => scores.mask_fill(m.clone(), f32::NEG_INFINITY),
+        Mask::Additive(b) => scores + b.clone(),
+    };
+    // Only padding keys are masked, so no row is all `-inf`.
+    softmax(scores, 3).cast(half).matmul(v)
 }

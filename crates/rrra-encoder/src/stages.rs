@@ -17,7 +17,7 @@ use crate::export::export;
 use crate::settings::ModelSettings;
 use crate::tokenize::TextTokenizer;
 use crate::train::{Auxiliary, TrainConfig, TrainData, TrainExample, train};
-use crate::{Backend, Encoder, EncoderOptions, ModelSource, Pooling};
+use crate::{Backend, Encoder, EncoderOptions, ModelSource, Pooling, Precision};
 
 /// rrra's settings where neither the params nor the model give one.
 const DEFAULT_MAX_LEN: usize = 256;
@@ -45,6 +45,9 @@ pub struct EncodeParams {
     pub batch_size: usize,
     /// `cpu` (default), `tch` or `wgpu`, among those compiled in.
     pub backend: String,
+    /// Float type of the matrix products: `fp32` (default), or `bf16`/`fp16` on backend
+    /// `tch` (autocast-style: fp32 weights, layer norms, softmax and pooling).
+    pub precision: Precision,
     /// Text put before every input (e.g. `"query: "`). Unset: the model's prompt for the
     /// role (config_sentence_transformers.json: `query` for queries, `passage`/`document`
     /// for documents, else its default prompt), else none; `""` turns a prompt off.
@@ -60,6 +63,7 @@ impl Default for EncodeParams {
             normalize: None,
             batch_size: 32,
             backend: Backend::default().name().into(),
+            precision: Precision::Fp32,
             prefix: None,
         }
     }
@@ -79,6 +83,9 @@ struct CanonicalEncode<'a> {
     normalize: Option<bool>,
     batch_size: usize,
     backend: &'a str,
+    /// Left out at fp32, so that keys from before the param stay.
+    #[serde(skip_serializing_if = "Precision::is_fp32")]
+    precision: Precision,
     #[serde(skip_serializing_if = "Option::is_none")]
     prefix: Option<&'a str>,
 }
@@ -96,6 +103,7 @@ impl Serialize for EncodeParams {
             normalize: self.normalize.or(known.map(|k| k.normalize)),
             batch_size: self.batch_size,
             backend: &self.backend,
+            precision: self.precision,
             prefix: self.prefix.as_deref().or(known.map(|_| "")),
         }
         .serialize(serializer)
@@ -195,6 +203,7 @@ impl EncodeParams {
     /// The settings in the params alone (what `check` can verify before a model is read).
     fn check_params(&self) -> Result<Backend, String> {
         let backend = backend_param(&self.backend)?;
+        self.precision.check(backend)?;
         if self.batch_size == 0 || self.max_len.is_some_and(|n| n < 2) {
             return Err("params batch_size must be >= 1 and max_len >= 2".into());
         }
@@ -259,6 +268,7 @@ impl Stage for EncodeBert {
             pooling: resolved.pooling,
             normalize: resolved.normalize,
             backend,
+            precision: p.precision,
         };
         let encoder = Encoder::load(&dir, options).map_err(invalid)?;
         // Counts the texts cut at max_len (a tokenizer of its own: the encoder's is private).
@@ -383,6 +393,12 @@ pub struct TrainParams {
     pub model: String,
     /// `cpu` (default), `tch` or `wgpu`, among those compiled in.
     pub backend: String,
+    /// Float type of the matrix products: `fp32` (default) or `bf16` on backend `tch`
+    /// (autocast-style: fp32 master weights, optimiser state, layer norms, softmax and
+    /// loss). Left out of the cache key at fp32.
+    #[serde(skip_serializing_if = "Precision::is_fp32")]
+    #[schemars(extend("default" = "fp32"))]
+    pub precision: Precision,
     /// Examples per optimiser step (in-batch negatives come from the same batch).
     pub batch_size: usize,
     /// Texts per forward/backward pass; smaller than a batch's texts turns on gradient
@@ -433,6 +449,7 @@ impl Default for TrainParams {
         TrainParams {
             model: crate::MINILM_L6.into(),
             backend: Backend::default().name().into(),
+            precision: Precision::Fp32,
             batch_size: 32,
             chunk_size: 64,
             epochs: 1,
@@ -457,7 +474,8 @@ impl Default for TrainParams {
 impl TrainParams {
     /// The range checks of `train.biencoder` (and of stages that train through it).
     pub fn check(&self) -> Result<(), String> {
-        backend_param(&self.backend)?;
+        self.precision
+            .check_training(backend_param(&self.backend)?)?;
         let c = self.config(
             0,
             &Resolved::merge(None, None, None, None, &Default::default()),
@@ -517,6 +535,7 @@ impl TrainParams {
             pooling: resolved.pooling,
             normalize: resolved.normalize,
             seed,
+            precision: self.precision,
         }
     }
 }
@@ -755,11 +774,58 @@ mod tests {
         let schema = serde_json::to_value(schemars::schema_for!(EncodeParams)).unwrap();
         let props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         for p in props {
+            // `precision` is in it only when not fp32 (next test).
             assert!(
-                before.get(p).is_some(),
+                before.get(p).is_some() || p == "precision",
                 "param {p} is not in the canonical form"
             );
         }
+    }
+
+    #[test]
+    fn precision_enters_the_keys_only_when_not_fp32_and_needs_tch() {
+        let fp32 = json!({"model": "minilm-l6", "precision": "fp32"});
+        let enc: EncodeParams = serde_json::from_value(fp32.clone()).unwrap();
+        let train: TrainParams = serde_json::from_value(fp32).unwrap();
+        assert_eq!(
+            serde_json::to_value(&enc).unwrap(),
+            serde_json::to_value(EncodeParams::default()).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(&train).unwrap(),
+            serde_json::to_value(TrainParams::default()).unwrap()
+        );
+        assert!(
+            serde_json::to_value(&train)
+                .unwrap()
+                .get("precision")
+                .is_none()
+        );
+        let half = json!({"precision": "bf16", "backend": "cpu"});
+        let enc: EncodeParams = serde_json::from_value(half.clone()).unwrap();
+        let train: TrainParams = serde_json::from_value(half).unwrap();
+        assert_eq!(serde_json::to_value(&enc).unwrap()["precision"], "bf16");
+        assert_eq!(serde_json::to_value(&train).unwrap()["precision"], "bf16");
+        if Backend::Cpu.is_compiled() {
+            for err in [EncodeBert::check(&enc), TrainBiencoder::check(&train)] {
+                let err = err.unwrap_err();
+                assert!(
+                    err.contains("param precision") && err.contains("backend `cpu`"),
+                    "{err}"
+                );
+            }
+        }
+        let fp16: TrainParams =
+            serde_json::from_value(json!({"precision": "fp16", "backend": "tch"})).unwrap();
+        if Backend::Tch.is_compiled() {
+            assert!(TrainBiencoder::check(&fp16).unwrap_err().contains("fp16"));
+        }
+        let bad = serde_json::from_value::<EncodeParams>(json!({"precision": "half"}));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unknown variant `half`")
+        );
     }
 
     #[test]

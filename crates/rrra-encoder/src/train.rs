@@ -26,6 +26,7 @@ use crate::Backend;
 use crate::encoder::{MODEL_FILES, Pooling, embed_batch};
 use crate::error::{Error, Result};
 use crate::model::{Bert, BertConfig};
+use crate::precision::Precision;
 use crate::tokenize::TextTokenizer;
 
 /// Logits of masked-out columns (another positive of the same query): far below any
@@ -65,6 +66,10 @@ pub struct TrainConfig {
     pub pooling: Pooling,
     pub normalize: bool,
     pub seed: u64,
+    /// The float type of the matrix products (bf16 on `tch`; the weights, the optimiser
+    /// state and the loss stay fp32). Left out of the saved config at fp32, its default.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
 }
 
 /// One training example, as indices into [`TrainData`]'s texts.
@@ -166,13 +171,18 @@ pub fn train(
     let tokenizer = model_dir.join("tokenizer.json");
     let query_tok = TextTokenizer::from_file(&tokenizer, config.query_max_len)?;
     let doc_tok = TextTokenizer::from_file(&tokenizer, config.max_len)?;
+    config
+        .precision
+        .check_training(backend)
+        .map_err(Error::Invalid)?;
     let device = backend.device()?.autodiff();
     let mut model = Bert::load(
         &bert_config,
         &model_dir.join("model.safetensors"),
         &device,
         backend == Backend::Tch,
-    )?;
+    )?
+    .with_precision(config.precision);
     let mut optim = AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .with_epsilon(1e-6)

@@ -91,6 +91,7 @@ fn config(chunk_size: usize) -> TrainConfig {
         pooling: Pooling::Mean,
         normalize: true,
         seed: 11,
+        precision: Default::default(),
     }
 }
 
