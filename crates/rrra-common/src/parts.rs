@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::ParquetSink;
 use crate::embeddings::{EmbeddingSink, for_each_block};
 use crate::progress::Progress;
+use crate::records::RunRow;
 use crate::table::Row;
 use crate::{Error, Result};
 
@@ -171,6 +172,46 @@ pub fn concat_embeddings(files: &[PathBuf], out: &Path, dim: usize) -> Result<u6
             return Err(Error::file(
                 file,
                 format!("part vectors are {width} wide, expected {dim}"),
+            ));
+        }
+    }
+    sink.finish()
+}
+
+/// Merges per-part top-`k` runs of a corpus split (part `i` searched documents before
+/// part `i + 1`'s; each lists `query_ids` in order, a query's hits best first with equal
+/// scores in document order) into the exact top-`k` of the whole corpus: by score
+/// descending, equal scores in document order (earlier part first), ranks renumbered.
+/// One query's hits per part are in memory at a time. Returns the row count.
+pub fn merge_top_k(files: &[PathBuf], query_ids: &[String], k: usize, out: &Path) -> Result<u64> {
+    let mut parts = files
+        .iter()
+        .map(|f| RowIter::<RunRow>::open(f).map(Iterator::peekable))
+        .collect::<Result<Vec<_>>>()?;
+    let mut sink = ParquetSink::<RunRow>::create(out)?;
+    let mut hits: Vec<RunRow> = Vec::new();
+    for query_id in query_ids {
+        hits.clear();
+        for part in parts.iter_mut() {
+            while let Some(row) = part.next_if(|r| !matches!(r, Ok(r) if r.query_id != *query_id)) {
+                hits.push(row?);
+            }
+        }
+        // A stable sort keeps document order among equal scores.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        for (rank, mut row) in hits.drain(..).take(k).enumerate() {
+            row.rank = rank as u32 + 1;
+            sink.push(row)?;
+        }
+    }
+    for (part, file) in parts.iter_mut().zip(files) {
+        if let Some(row) = part.next() {
+            return Err(Error::file(
+                file,
+                format!(
+                    "part rows are not in the order of the queries (at query {:?})",
+                    row?.query_id
+                ),
             ));
         }
     }
