@@ -157,7 +157,7 @@ fn dense_search(
             let first = u32::try_from(lo).map_err(|_| {
                 Error::file(corpus, "more documents than u32 indices hold".to_string())
             })?;
-            top.add_block(&queries, &vectors[a * dim..b * dim], first)?;
+            top.add_block(queries, &vectors[a * dim..b * dim], first)?;
             doc_ids.extend_from_slice(&ids[a..b]);
             task.inc((b - a) as u64);
         }
