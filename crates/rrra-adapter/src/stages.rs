@@ -20,6 +20,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Tensor};
 use rrra_common::artifact::{ParquetSink, parquet_rows};
 use rrra_common::columns::{Interner, PairColumns, VectorTable, for_each_pair_batch};
+use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Scored};
 use rrra_common::schema::ArtifactKind::{
     self, Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
@@ -392,6 +393,12 @@ pub struct ScoreAdapterParams {
     /// Where it scores, as `train.adapter`'s `backend:` (left out of the key when `cpu`).
     #[serde(skip_serializing_if = "is_cpu")]
     pub backend: String,
+    /// Cut the output into parts of this many input pairs (a multiple of `batch_size`, so
+    /// parts batch their pairs as an unsplit run does), each written to the entry's work
+    /// folder as it finishes (a killed run resumes at the first unfinished part) and
+    /// concatenated. Unset: no split. Not in the cache key: the scores do not depend on it.
+    #[serde(skip_serializing)]
+    pub part_rows: Option<u64>,
 }
 
 impl Default for ScoreAdapterParams {
@@ -399,6 +406,7 @@ impl Default for ScoreAdapterParams {
         ScoreAdapterParams {
             batch_size: 4096,
             backend: "cpu".into(),
+            part_rows: None,
         }
     }
 }
@@ -431,6 +439,14 @@ impl Stage for ScoreAdapter {
     fn check(p: &ScoreAdapterParams) -> Result<(), String> {
         if p.batch_size == 0 {
             return Err("param batch_size must be at least 1".into());
+        }
+        if let Some(rows) = p.part_rows
+            && (rows == 0 || !rows.is_multiple_of(p.batch_size as u64))
+        {
+            return Err(format!(
+                "param part_rows ({rows}) must be a positive multiple of batch_size ({})",
+                p.batch_size
+            ));
         }
         check_backend(&p.backend)
     }
@@ -465,52 +481,71 @@ impl Stage for ScoreAdapter {
         // Pass 2: score `batch_size` pairs at a time (across record batches, so the
         // forward passes do not depend on how the file is cut) and write as it goes.
         let clock = std::time::Instant::now();
-        let task = ctx
-            .progress
-            .task("score adapter (pairs)", Some(parquet_rows(path)?));
-        let mut sink = ParquetSink::<Scored>::create(&ctx.output("scored"))?;
-        let mut pending: Vec<(Candidate, (u32, u32))> = Vec::with_capacity(p.batch_size);
-        let mut flush = |pending: &mut Vec<(Candidate, (u32, u32))>| -> Result<()> {
-            let rows = pending.iter().map(|(_, at)| *at);
-            let scores = score_rows(&net, &q_matrix, &d_matrix, rows, &device);
-            for ((candidate, _), s) in pending.drain(..).zip(scores) {
-                sink.push(Scored {
-                    candidate,
-                    qa_score: f64::from(s.qa),
-                    s_fn: f64::from(s.s_fn),
-                    p_rel: f64::from(s.p_rel),
-                })?;
-            }
-            Ok(())
-        };
-        for_each_pair_batch(path, kind, |b| {
-            for i in 0..b.len() {
-                let (query_id, doc_id) = (b.query_id.value(i), b.doc_id.value(i));
-                let at = (
-                    queries.get(query_id).expect("interned in pass 1"),
-                    docs.get(doc_id).expect("interned in pass 1"),
-                );
-                let candidate = Candidate {
-                    query_id: query_id.to_string(),
-                    doc_id: doc_id.to_string(),
-                    rank: b.rank[i],
-                    score: b.score[i],
-                    positive: b.positive(i),
-                };
-                pending.push((candidate, at));
-                if pending.len() == p.batch_size {
-                    flush(&mut pending)?;
-                    task.inc(p.batch_size as u64);
+        let total = parquet_rows(path)?;
+        // Scores input pairs `range` into `out`.
+        let score_range = |range: std::ops::Range<u64>, out: &Path| -> Result<u64> {
+            let task = ctx
+                .progress
+                .task("score adapter (pairs)", Some(range.end - range.start));
+            let mut sink = ParquetSink::<Scored>::create(out)?;
+            let mut pending: Vec<(Candidate, (u32, u32))> = Vec::with_capacity(p.batch_size);
+            let mut flush = |pending: &mut Vec<(Candidate, (u32, u32))>| -> Result<()> {
+                let rows = pending.iter().map(|(_, at)| *at);
+                let scores = score_rows(&net, &q_matrix, &d_matrix, rows, &device);
+                for ((candidate, _), s) in pending.drain(..).zip(scores) {
+                    sink.push(Scored {
+                        candidate,
+                        qa_score: f64::from(s.qa),
+                        s_fn: f64::from(s.s_fn),
+                        p_rel: f64::from(s.p_rel),
+                    })?;
                 }
+                Ok(())
+            };
+            let mut row = 0u64;
+            for_each_pair_batch(path, kind, |b| {
+                for i in 0..b.len() {
+                    row += 1;
+                    if !range.contains(&(row - 1)) {
+                        continue;
+                    }
+                    let (query_id, doc_id) = (b.query_id.value(i), b.doc_id.value(i));
+                    let at = (
+                        queries.get(query_id).expect("interned in pass 1"),
+                        docs.get(doc_id).expect("interned in pass 1"),
+                    );
+                    let candidate = Candidate {
+                        query_id: query_id.to_string(),
+                        doc_id: doc_id.to_string(),
+                        rank: b.rank[i],
+                        score: b.score[i],
+                        positive: b.positive(i),
+                    };
+                    pending.push((candidate, at));
+                    if pending.len() == p.batch_size {
+                        flush(&mut pending)?;
+                        task.inc(p.batch_size as u64);
+                    }
+                }
+                Ok(())
+            })?;
+            let rest = pending.len() as u64;
+            flush(&mut pending)?;
+            task.inc(rest);
+            sink.finish()
+        };
+        let out = ctx.output("scored");
+        let (n, split) = match p.part_rows {
+            None => (score_range(0..total, &out)?, None),
+            Some(size) => {
+                let parts = Parts::open(&ctx.work_dir, "scored", "pairs", size, total)?;
+                let done = parts.compute(ctx.progress, "score.adapter", |range, file| {
+                    score_range(range, file).map(|_| ())
+                })?;
+                (concat_rows::<Scored>(&done.files, &out)?, Some(done))
             }
-            Ok(())
-        })?;
-        let rest = pending.len() as u64;
-        flush(&mut pending)?;
-        task.inc(rest);
-        drop(task);
+        };
         let seconds = clock.elapsed().as_secs_f64();
-        let n = sink.finish()?;
         let queries = queries.len();
         Ok(StageReport {
             metrics: [
@@ -523,7 +558,9 @@ impl Stage for ScoreAdapter {
                 ),
                 ("parameters".to_string(), net.parameters() as f64),
             ]
-            .into(),
+            .into_iter()
+            .chain(split.iter().flat_map(|done| done.metrics()))
+            .collect(),
             table: None,
         })
     }

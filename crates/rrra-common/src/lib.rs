@@ -1,7 +1,8 @@
 //! The artifact contract of rrra. Every stage crate depends on this crate and on no other
 //! stage crate: records ([`records`]), one versioned Arrow schema per artifact kind
 //! ([`schema`]), Parquet reading and writing with temp-then-rename ([`artifact`]), columnar
-//! reading of pair artifacts ([`columns`]), manifests ([`manifest`]), the [`stage::Stage`]
+//! reading of pair artifacts ([`columns`]), manifests ([`manifest`]), part-based outputs
+//! ([`parts`]), the [`stage::Stage`]
 //! trait, and progress reporting ([`progress`]).
 
 pub mod artifact;
@@ -9,6 +10,7 @@ pub mod columns;
 pub mod embeddings;
 pub mod error;
 pub mod manifest;
+pub mod parts;
 pub mod progress;
 pub mod records;
 pub mod report;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rrra_common::artifact::{for_each_batch, parquet_rows, read_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
+use rrra_common::parts::{Parts, concat_embeddings, for_each_batch_in};
 use rrra_common::records::{Doc, Example, Query};
 use rrra_common::schema::ArtifactKind::{Corpus, Embeddings, Examples, Model, Queries, TrainLog};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
@@ -52,7 +53,19 @@ pub struct EncodeParams {
     /// role (config_sentence_transformers.json: `query` for queries, `passage`/`document`
     /// for documents, else its default prompt), else none; `""` turns a prompt off.
     pub prefix: Option<String>,
+    /// Texts sorted by length together (rows `[i·w, (i+1)·w)` of the input), so batches
+    /// carry little padding. Which texts share a batch can move embeddings by an ulp, so
+    /// this is part of the cache key when not the default 8192.
+    pub sort_window: usize,
+    /// Cut the output into parts of this many input rows (a multiple of `sort_window`),
+    /// each written to the entry's work folder as it finishes, so a killed run resumes at
+    /// the first unfinished part. Unset: one part. The embeddings do not depend on it (it
+    /// is not in the cache key).
+    pub part_rows: Option<u64>,
 }
+
+/// The default `sort_window`: one record batch of the input, as before the param existed.
+const DEFAULT_SORT_WINDOW: usize = 8192;
 
 impl Default for EncodeParams {
     fn default() -> Self {
@@ -65,6 +78,8 @@ impl Default for EncodeParams {
             backend: Backend::default().name().into(),
             precision: Precision::Fp32,
             prefix: None,
+            sort_window: DEFAULT_SORT_WINDOW,
+            part_rows: None,
         }
     }
 }
@@ -88,6 +103,12 @@ struct CanonicalEncode<'a> {
     precision: Precision,
     #[serde(skip_serializing_if = "Option::is_none")]
     prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_default_sort_window")]
+    sort_window: usize,
+}
+
+fn is_default_sort_window(w: &usize) -> bool {
+    *w == DEFAULT_SORT_WINDOW
 }
 
 impl Serialize for EncodeParams {
@@ -105,6 +126,7 @@ impl Serialize for EncodeParams {
             backend: &self.backend,
             precision: self.precision,
             prefix: self.prefix.as_deref().or(known.map(|_| "")),
+            sort_window: self.sort_window,
         }
         .serialize(serializer)
     }
@@ -207,6 +229,18 @@ impl EncodeParams {
         if self.batch_size == 0 || self.max_len.is_some_and(|n| n < 2) {
             return Err("params batch_size must be >= 1 and max_len >= 2".into());
         }
+        if self.sort_window == 0 {
+            return Err("param sort_window must be at least 1".into());
+        }
+        if let Some(rows) = self.part_rows
+            && (rows == 0 || !rows.is_multiple_of(self.sort_window as u64))
+        {
+            return Err(format!(
+                "param part_rows ({rows}) must be a positive multiple of sort_window ({}), so \
+                 that parts sort and batch their texts as an unsplit run does",
+                self.sort_window
+            ));
+        }
         Ok(backend)
     }
 }
@@ -296,40 +330,67 @@ impl Stage for EncodeBert {
             )
             .into();
         let counter = Forward(std::sync::Arc::clone(&task));
-        let mut sink = EmbeddingSink::create(&ctx.output("embeddings"), encoder.dim())?;
         let start = std::time::Instant::now();
         let mut truncated = 0u64;
-        let mut encode = |ids: Vec<String>, texts: Vec<String>| -> rrra_common::Result<()> {
-            truncated += lengths
-                .lengths(&texts)
-                .map_err(invalid)?
-                .into_iter()
-                .filter(|&n| n > resolved.max_len)
-                .count() as u64;
-            let vectors = encoder
-                .encode(&texts, p.batch_size, &counter)
-                .map_err(invalid)?;
-            for (id, v) in ids.iter().zip(vectors.chunks_exact(encoder.dim())) {
-                sink.push(id, v)?;
+        let dim = encoder.dim();
+        // Encodes input rows `range` into `out`, `sort_window` texts per encoder call,
+        // windows counted from the start of the input.
+        let mut encode_range = |range: std::ops::Range<u64>, out: &Path| {
+            let mut sink = EmbeddingSink::create(out, dim)?;
+            let mut pending: (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+            let mut encode = |ids: &mut Vec<String>,
+                              texts: &mut Vec<String>,
+                              all: bool|
+             -> rrra_common::Result<()> {
+                while texts.len() >= p.sort_window || (all && !texts.is_empty()) {
+                    let n = texts.len().min(p.sort_window);
+                    let window: Vec<String> = texts.drain(..n).collect();
+                    truncated += lengths
+                        .lengths(&window)
+                        .map_err(invalid)?
+                        .into_iter()
+                        .filter(|&n| n > resolved.max_len)
+                        .count() as u64;
+                    let vectors = encoder
+                        .encode(&window, p.batch_size, &counter)
+                        .map_err(invalid)?;
+                    for (id, v) in ids.drain(..n).zip(vectors.chunks_exact(dim)) {
+                        sink.push(&id, v)?;
+                    }
+                }
+                Ok(())
+            };
+            let (ids, texts) = &mut pending;
+            match role {
+                Role::Document => for_each_batch_in::<Doc>(input, range, p.sort_window, |docs| {
+                    texts.extend(docs.iter().map(|d| doc_text(d, &prompt)));
+                    ids.extend(docs.into_iter().map(|d| d.id));
+                    encode(ids, texts, false)
+                })?,
+                Role::Query => {
+                    for_each_batch_in::<Query>(input, range, p.sort_window, |queries| {
+                        texts.extend(queries.iter().map(|q| format!("{prompt}{}", q.text)));
+                        ids.extend(queries.into_iter().map(|q| q.id));
+                        encode(ids, texts, false)
+                    })?
+                }
             }
-            Ok(())
+            encode(ids, texts, true)?;
+            sink.finish()
         };
-        match role {
-            Role::Document => for_each_batch::<Doc>(input, |docs| {
-                let texts = docs.iter().map(|d| doc_text(d, &prompt)).collect();
-                encode(docs.into_iter().map(|d| d.id).collect(), texts)
-            })?,
-            Role::Query => for_each_batch::<Query>(input, |queries| {
-                let texts = queries
-                    .iter()
-                    .map(|q| format!("{prompt}{}", q.text))
-                    .collect();
-                encode(queries.into_iter().map(|q| q.id).collect(), texts)
-            })?,
-        }
+        let out = ctx.output("embeddings");
+        let (rows, split) = match p.part_rows {
+            None => (encode_range(0..total, &out)?, None),
+            Some(size) => {
+                let parts = Parts::open(&ctx.work_dir, "embeddings", "rows", size, total)?;
+                let done = parts.compute(ctx.progress, "encode.bert", |range, file| {
+                    encode_range(range, file).map(|_| ())
+                })?;
+                (concat_embeddings(&done.files, &out, dim)?, Some(done))
+            }
+        };
         drop(counter);
         drop(task);
-        let rows = sink.finish()?;
         if truncated > 0 {
             tracing::warn!(
                 "encode.bert: {truncated} of {rows} texts ({:.1}%) were longer than max_len {} \
@@ -346,7 +407,9 @@ impl Stage for EncodeBert {
                 ("texts_per_s".to_string(), rows as f64 / secs.max(1e-9)),
                 ("truncated_texts".to_string(), truncated as f64),
             ]
-            .into(),
+            .into_iter()
+            .chain(split.iter().flat_map(|done| done.metrics()))
+            .collect(),
             table: None,
         })
     }

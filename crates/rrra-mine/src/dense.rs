@@ -9,10 +9,14 @@
 //! the embeddings.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
 use std::time::Instant;
 
 use rrra_common::artifact::parquet_rows;
 use rrra_common::embeddings::{for_each_block, read_all};
+use rrra_common::parts::{Parts, concat_rows};
+use rrra_common::records::Candidate;
 use rrra_common::schema::ArtifactKind::{Candidates, Embeddings, Qrels};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
@@ -28,6 +32,12 @@ pub struct MineDenseParams {
     pub k: usize,
     /// The least relevance grade that makes a judgement a positive.
     pub relevance_threshold: i32,
+    /// Cut the output into parts of this many queries (rows of the queries input), each
+    /// written to the entry's work folder as it finishes (a killed run resumes at the first
+    /// unfinished part) and concatenated. Unset: no split. Not in the cache key: the
+    /// candidates do not depend on it.
+    #[serde(skip_serializing)]
+    pub part_queries: Option<u64>,
 }
 
 impl Default for MineDenseParams {
@@ -35,6 +45,7 @@ impl Default for MineDenseParams {
         MineDenseParams {
             k: 200,
             relevance_threshold: 1,
+            part_queries: None,
         }
     }
 }
@@ -65,6 +76,9 @@ impl Stage for MineDense {
         if p.k == 0 {
             return Err("param k must be at least 1".into());
         }
+        if p.part_queries == Some(0) {
+            return Err("param part_queries must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -94,81 +108,161 @@ impl Stage for MineDense {
             positives,
             queries_file,
         )?;
-        let vector = |at: usize| &queries[at * dim..(at + 1) * dim];
+        let inputs = Inputs {
+            corpus,
+            total,
+            docs: &docs,
+            query_ids: &query_ids,
+            queries: &queries,
+            dim,
+            plan: &plan,
+        };
+        let out = ctx.output("candidates");
+        let Some(size) = p.part_queries else {
+            return mine(p, ctx, &inputs, 0..query_ids.len(), &out);
+        };
+        let parts = Parts::open(
+            &ctx.work_dir,
+            "candidates",
+            "queries",
+            size,
+            query_ids.len() as u64,
+        )?;
+        let done = parts.compute(ctx.progress, "mine.dense", |range, file| {
+            mine(
+                p,
+                ctx,
+                &inputs,
+                range.start as usize..range.end as usize,
+                file,
+            )
+            .map(|_| ())
+        })?;
+        let rows = concat_rows::<Candidate>(&done.files, &out)?;
+        Ok(StageReport {
+            metrics: [
+                ("candidates".to_string(), rows as f64),
+                ("queries_mined".to_string(), plan.mined.len() as f64),
+                ("docs".to_string(), docs.len() as f64),
+            ]
+            .into_iter()
+            .chain(done.metrics())
+            .collect(),
+            table: None,
+        })
+    }
+}
 
-        // One top-k per number of positives P, searched to depth k + P.
-        let mut groups = Vec::new();
-        for (num_positives, members) in plan.by_positives() {
-            let vectors: Vec<f32> = members
-                .iter()
-                .flat_map(|&m| vector(plan.mined[m].0))
-                .copied()
-                .collect();
-            let top = TopK::new(members.len(), dim, p.k + num_positives)?;
-            groups.push((members, vectors, top));
+/// What every part of a mining run shares.
+struct Inputs<'a> {
+    corpus: &'a Path,
+    total: u64,
+    docs: &'a DocIds<'a>,
+    query_ids: &'a [String],
+    queries: &'a [f32],
+    dim: usize,
+    plan: &'a Plan,
+}
+
+/// Mines the queries at positions `range` of the queries input into `out`.
+fn mine(
+    p: &MineDenseParams,
+    ctx: &StageContext<'_>,
+    inputs: &Inputs<'_>,
+    range: Range<usize>,
+    out: &Path,
+) -> Result<StageReport> {
+    let Inputs {
+        corpus,
+        total,
+        docs,
+        query_ids,
+        queries,
+        dim,
+        plan,
+    } = *inputs;
+    let vector = |at: usize| &queries[at * dim..(at + 1) * dim];
+    let selected = |m: &usize| range.contains(&plan.mined[*m].0);
+
+    // One top-k per number of positives P, searched to depth k + P.
+    let mut groups = Vec::new();
+    for (num_positives, members) in plan.by_positives() {
+        let members: Vec<usize> = members.into_iter().filter(selected).collect();
+        if members.is_empty() {
+            continue;
         }
-        // Positive document index -> (mined query, positive slot), for the exact scores.
-        let mut wanted: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
-        let mut exact: Vec<Vec<f64>> = Vec::with_capacity(plan.mined.len());
-        for (m, (_, positives)) in plan.mined.iter().enumerate() {
+        let vectors: Vec<f32> = members
+            .iter()
+            .flat_map(|&m| vector(plan.mined[m].0))
+            .copied()
+            .collect();
+        let top = TopK::new(members.len(), dim, p.k + num_positives)?;
+        groups.push((members, vectors, top));
+    }
+    // Positive document index -> (mined query, positive slot), for the exact scores.
+    let mut wanted: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
+    let mut exact: Vec<Vec<f64>> = Vec::with_capacity(plan.mined.len());
+    for (m, (_, positives)) in plan.mined.iter().enumerate() {
+        if selected(&m) {
             for (slot, &doc) in positives.iter().enumerate() {
                 wanted.entry(doc).or_default().push((m, slot));
             }
-            exact.push(vec![0.0; positives.len()]);
         }
+        exact.push(vec![0.0; positives.len()]);
+    }
 
-        let task = ctx.progress.task("mine dense (docs)", Some(total));
-        let start = Instant::now();
-        let mut at = 0;
-        for_each_block(corpus, |_, block| {
-            let nb = block.len() / dim;
-            let indices = docs
-                .index_of()
-                .get(at..at + nb)
-                .ok_or_else(|| Error::file(corpus, "the corpus changed while it was read"))?;
-            for (_, vectors, top) in &mut groups {
-                top.add_block_indexed(vectors, block, indices)?;
-            }
-            for (doc, d) in indices.iter().zip(block.chunks_exact(dim)) {
-                for &(m, slot) in wanted.get(doc).into_iter().flatten() {
-                    let q = vector(plan.mined[m].0);
-                    exact[m][slot] = q
-                        .iter()
-                        .zip(d)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum();
-                }
-            }
-            at += nb;
-            task.inc(nb as u64);
-            Ok(())
-        })?;
-        drop(task);
-        let search_s = start.elapsed().as_secs_f64();
-
-        let mut hits = vec![Vec::new(); plan.mined.len()];
-        for (members, _, top) in groups {
-            for (m, found) in members.into_iter().zip(top.into_results()) {
-                hits[m] = found;
+    let task = ctx.progress.task("mine dense (docs)", Some(total));
+    let start = Instant::now();
+    let mut at = 0;
+    for_each_block(corpus, |_, block| {
+        let nb = block.len() / dim;
+        let indices = docs
+            .index_of()
+            .get(at..at + nb)
+            .ok_or_else(|| Error::file(corpus, "the corpus changed while it was read"))?;
+        for (_, vectors, top) in &mut groups {
+            top.add_block_indexed(vectors, block, indices)?;
+        }
+        for (doc, d) in indices.iter().zip(block.chunks_exact(dim)) {
+            for &(m, slot) in wanted.get(doc).into_iter().flatten() {
+                let q = vector(plan.mined[m].0);
+                exact[m][slot] = q
+                    .iter()
+                    .zip(d)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
             }
         }
-        let mut writer = PoolWriter::create(&ctx.output("candidates"), p.k)?;
-        for (m, (query, positives)) in plan.mined.iter().enumerate() {
-            writer.push(&query_ids[*query], &hits[m], positives, &docs, |slot| {
+        at += nb;
+        task.inc(nb as u64);
+        Ok(())
+    })?;
+    drop(task);
+    let search_s = start.elapsed().as_secs_f64();
+
+    let mut hits = vec![Vec::new(); plan.mined.len()];
+    let mut mined = 0;
+    for (members, _, top) in groups {
+        for (m, found) in members.into_iter().zip(top.into_results()) {
+            hits[m] = found;
+            mined += 1;
+        }
+    }
+    let mut writer = PoolWriter::create(out, p.k)?;
+    for (m, (query, positives)) in plan.mined.iter().enumerate() {
+        if selected(&m) {
+            writer.push(&query_ids[*query], &hits[m], positives, docs, |slot| {
                 exact[m][slot]
             })?;
         }
-        writer.finish(
-            &plan,
-            &[
-                ("docs", docs.len() as f64),
-                (
-                    "queries_per_s",
-                    plan.mined.len() as f64 / search_s.max(1e-9),
-                ),
-            ],
-        )
     }
+    writer.finish(
+        plan,
+        &[
+            ("docs", docs.len() as f64),
+            ("queries_per_s", mined as f64 / search_s.max(1e-9)),
+        ],
+    )
 }
 
 #[cfg(test)]

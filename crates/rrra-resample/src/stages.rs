@@ -12,6 +12,7 @@ use std::path::Path;
 
 use rrra_common::artifact::{ParquetSink, for_each_batch, parquet_rows};
 use rrra_common::embeddings;
+use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Doc, Example, Scored, split_pool};
 use rrra_common::schema::ArtifactKind::{
     Candidates, Corpus, Embeddings, Examples, Scored as ScoredKind,
@@ -131,7 +132,7 @@ impl Stage for ResampleUniform {
             n_rand: p.n_rand,
             pool: p.pool,
         };
-        resample(Self::KIND, budget, Rule::Sample(weighting), None, ctx)
+        resample(Self::KIND, budget, Rule::Sample(weighting), None, None, ctx)
     }
 }
 
@@ -202,7 +203,7 @@ impl Stage for ResampleSimans {
             pool: p.pool,
         };
         let weighting = Weighting::Simans { a: p.a, b: p.b };
-        resample(Self::KIND, budget, Rule::Sample(weighting), None, ctx)
+        resample(Self::KIND, budget, Rule::Sample(weighting), None, None, ctx)
     }
 }
 
@@ -276,7 +277,7 @@ impl Stage for ResampleTriSampler {
         let weighting = Weighting::TriSampler {
             theta_max_deg: p.theta_max_deg,
         };
-        resample(Self::KIND, budget, Rule::Sample(weighting), None, ctx)
+        resample(Self::KIND, budget, Rule::Sample(weighting), None, None, ctx)
     }
 }
 
@@ -360,7 +361,7 @@ impl Stage for ResampleMargin {
             MarginMode::Sample => Rule::Sample(weighting),
             MarginMode::Top => Rule::Top(weighting),
         };
-        resample(Self::KIND, budget, rule, None, ctx)
+        resample(Self::KIND, budget, rule, None, None, ctx)
     }
 }
 
@@ -414,7 +415,7 @@ impl Stage for ResampleRandom {
             n_rand: 0,
             pool: 0,
         };
-        resample(Self::KIND, budget, Rule::Random, None, ctx)
+        resample(Self::KIND, budget, Rule::Random, None, None, ctx)
     }
 }
 
@@ -465,6 +466,12 @@ pub struct RrraParams {
     pub b: f64,
     /// `ca` (default: `s_fn`) or `head` (`p_rel`).
     pub fn_score: FnScore,
+    /// Cut the output into parts of this many queries (in input order), each written to
+    /// the entry's work folder as it finishes (a killed run resumes at the first unfinished
+    /// part) and concatenated. Unset: no split. Not in the cache key: every pair draws from
+    /// its own seeded stream, so the examples do not depend on it.
+    #[serde(skip_serializing)]
+    pub part_queries: Option<u64>,
 }
 
 impl Default for RrraParams {
@@ -478,6 +485,7 @@ impl Default for RrraParams {
             a: 200.0,
             b: 0.0,
             fn_score: FnScore::Ca,
+            part_queries: None,
         }
     }
 }
@@ -514,6 +522,9 @@ impl Stage for ResampleRrra {
         if !p.b.is_finite() {
             return Err(format!("param b must be finite, got {}", p.b));
         }
+        if p.part_queries == Some(0) {
+            return Err("param part_queries must be at least 1".into());
+        }
         Ok(())
     }
     fn run(p: &RrraParams, ctx: &StageContext<'_>) -> Result<StageReport> {
@@ -535,6 +546,7 @@ impl Stage for ResampleRrra {
             budget,
             Rule::Sample(weighting),
             Some(p.fn_score),
+            p.part_queries,
             ctx,
         )
     }
@@ -749,6 +761,7 @@ fn resample(
     budget: Budget,
     rule: Rule,
     fn_score: Option<FnScore>,
+    part_queries: Option<u64>,
     ctx: &StageContext<'_>,
 ) -> Result<StageReport> {
     let source = match (
@@ -800,65 +813,96 @@ fn resample(
         None
     };
 
-    let mut sink = ParquetSink::<Example>::create(&ctx.output("examples"))?;
-    let task = ctx
-        .progress
-        .task("resample (candidate rows)", Some(parquet_rows(candidates)?));
     let mut tally = Tally::default();
-    for_each_query(candidates, pool, source, |g| {
-        tally.queries += 1;
-        for positive in &g.positives {
-            let mut rng = pair_rng(ctx.seed, &g.query_id, &positive.doc_id);
-            let hard = match rule {
-                Rule::Random => Vec::new(),
-                Rule::Sample(w) | Rule::Top(w) => {
-                    let entries = pool_entries(&g, positive, vectors.as_ref())?;
-                    let weights = w.weights(&entries, positive.score);
-                    if !weights.is_empty() && !weights.iter().any(|&x| x > 0.0) {
-                        tally.starved += 1;
-                    }
-                    match rule {
-                        Rule::Top(_) => top_ranked(&weights, n_hard),
-                        _ => draw_without_replacement(&weights, n_hard, &mut rng),
-                    }
-                }
-            };
-            let mut negatives: Vec<String> =
-                hard.iter().map(|&i| g.pool[i].doc_id.clone()).collect();
-            tally.hard += hard.len() as u64;
-            tally.hard_rank_sum += hard.iter().map(|&i| f64::from(g.pool[i].rank)).sum::<f64>();
-            if let Some(ids) = &corpus {
-                let excluded: Vec<usize> = g
-                    .positives
-                    .iter()
-                    .map(|c| c.doc_id.as_str())
-                    .chain(negatives.iter().map(String::as_str))
-                    .filter_map(|id| ids.binary_search_by(|x| x.as_str().cmp(id)).ok())
-                    .collect();
-                let random = draw_uniform_excluding(ids.len(), n_random, &excluded, &mut rng);
-                negatives.extend(random.into_iter().map(|i| ids[i].clone()));
+    // Writes the examples of the queries at positions `range` (in file order) to `out`.
+    let mut write = |range: std::ops::Range<u64>, out: &Path| -> Result<()> {
+        let mut sink = ParquetSink::<Example>::create(out)?;
+        let task = ctx
+            .progress
+            .task("resample (candidate rows)", Some(parquet_rows(candidates)?));
+        let mut at = 0u64;
+        for_each_query(candidates, pool, source, |g| {
+            at += 1;
+            if !range.contains(&(at - 1)) {
+                task.inc(g.rows as u64);
+                return Ok(());
             }
-            let primary = match rule {
-                Rule::Random => negatives.len(),
-                _ => hard.len(),
-            };
-            tally.short += u64::from(primary < budget.n_neg);
-            tally.examples += 1;
-            tally.negatives += negatives.len() as u64;
-            sink.push(Example {
-                query_id: g.query_id.clone(),
-                positive_id: positive.doc_id.clone(),
-                negatives,
-                weights: None,
-            })?;
+            tally.queries += 1;
+            for positive in &g.positives {
+                let mut rng = pair_rng(ctx.seed, &g.query_id, &positive.doc_id);
+                let hard = match rule {
+                    Rule::Random => Vec::new(),
+                    Rule::Sample(w) | Rule::Top(w) => {
+                        let entries = pool_entries(&g, positive, vectors.as_ref())?;
+                        let weights = w.weights(&entries, positive.score);
+                        if !weights.is_empty() && !weights.iter().any(|&x| x > 0.0) {
+                            tally.starved += 1;
+                        }
+                        match rule {
+                            Rule::Top(_) => top_ranked(&weights, n_hard),
+                            _ => draw_without_replacement(&weights, n_hard, &mut rng),
+                        }
+                    }
+                };
+                let mut negatives: Vec<String> =
+                    hard.iter().map(|&i| g.pool[i].doc_id.clone()).collect();
+                tally.hard += hard.len() as u64;
+                tally.hard_rank_sum += hard.iter().map(|&i| f64::from(g.pool[i].rank)).sum::<f64>();
+                if let Some(ids) = &corpus {
+                    let excluded: Vec<usize> = g
+                        .positives
+                        .iter()
+                        .map(|c| c.doc_id.as_str())
+                        .chain(negatives.iter().map(String::as_str))
+                        .filter_map(|id| ids.binary_search_by(|x| x.as_str().cmp(id)).ok())
+                        .collect();
+                    let random = draw_uniform_excluding(ids.len(), n_random, &excluded, &mut rng);
+                    negatives.extend(random.into_iter().map(|i| ids[i].clone()));
+                }
+                let primary = match rule {
+                    Rule::Random => negatives.len(),
+                    _ => hard.len(),
+                };
+                tally.short += u64::from(primary < budget.n_neg);
+                tally.examples += 1;
+                tally.negatives += negatives.len() as u64;
+                sink.push(Example {
+                    query_id: g.query_id.clone(),
+                    positive_id: positive.doc_id.clone(),
+                    negatives,
+                    weights: None,
+                })?;
+            }
+            task.inc(g.rows as u64);
+            Ok(())
+        })?;
+        drop(task);
+        sink.finish().map(|_| ())
+    };
+    let out = ctx.output("examples");
+    let split = match part_queries {
+        None => {
+            write(0..u64::MAX, &out)?;
+            None
         }
-        task.inc(g.rows as u64);
-        Ok(())
-    })?;
-    drop(task);
-    sink.finish()?;
+        Some(size) => {
+            let mut queries = 0u64;
+            for_each_query(candidates, pool, source, |_| {
+                queries += 1;
+                Ok(())
+            })?;
+            let parts = Parts::open(&ctx.work_dir, "examples", "queries", size, queries)?;
+            let done = parts.compute(ctx.progress, kind, &mut write)?;
+            concat_rows::<Example>(&done.files, &out)?;
+            Some(done)
+        }
+    };
     warn_if_starved(kind, &tally, budget.n_neg);
-    Ok(report(&tally))
+    let mut report = report(&tally);
+    report
+        .metrics
+        .extend(split.iter().flat_map(|done| done.metrics()));
+    Ok(report)
 }
 
 /// Logs, as `tracing` warnings, pairs that got fewer negatives than asked for and pools

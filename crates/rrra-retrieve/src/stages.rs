@@ -2,22 +2,24 @@
 
 use rrra_common::artifact::{ParquetSink, read_rows};
 use rrra_common::embeddings;
+use rrra_common::parts::{Parts, concat_rows, merge_top_k};
 use rrra_common::records::{Doc, Query, RunRow};
 use rrra_common::schema::ArtifactKind::{Corpus, Embeddings, Queries, Run};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 use crate::{Bm25Index, Bm25Params, TopK};
 
-/// Writes per-query hits (best first) as the `run` output; returns the row count.
+/// Writes per-query hits (best first) as a run file at `out`; returns the row count.
 fn write_run<'a>(
-    ctx: &StageContext<'_>,
+    out: &std::path::Path,
     query_ids: impl Iterator<Item = &'a str>,
     hits: Vec<Vec<(u32, f32)>>,
     doc_id: impl Fn(u32) -> &'a String,
 ) -> Result<u64> {
-    let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
+    let mut sink = ParquetSink::<RunRow>::create(out)?;
     for (query_id, hits) in query_ids.zip(hits) {
         for (rank, (doc, score)) in hits.into_iter().enumerate() {
             sink.push(RunRow {
@@ -103,9 +105,12 @@ impl Stage for RetrieveBm25 {
         let start = std::time::Instant::now();
         let hits = index.search_batch(&texts, p.top_k, ctx.progress);
         let search_s = start.elapsed().as_secs_f64();
-        let rows = write_run(ctx, queries.iter().map(|q| q.id.as_str()), hits, |doc| {
-            &docs[doc as usize].id
-        })?;
+        let rows = write_run(
+            &ctx.output("run"),
+            queries.iter().map(|q| q.id.as_str()),
+            hits,
+            |doc| &docs[doc as usize].id,
+        )?;
         Ok(StageReport {
             metrics: [
                 ("docs".to_string(), docs.len() as f64),
@@ -123,16 +128,83 @@ impl Stage for RetrieveBm25 {
     }
 }
 
+/// Searches corpus rows `docs` (numbered from the start of the corpus, so ties keep corpus
+/// order across parts) for `queries` (ids, row-major vectors, width) and writes their top-k
+/// run to `out`.
+fn dense_search(
+    ctx: &StageContext<'_>,
+    top_k: usize,
+    (query_ids, queries, dim): (&[String], &[f32], usize),
+    (corpus, docs): (&Path, std::ops::Range<u64>),
+    out: &Path,
+) -> Result<()> {
+    let mut top = TopK::new(query_ids.len(), dim, top_k)?;
+    let mut doc_ids: Vec<String> = Vec::with_capacity((docs.end - docs.start) as usize);
+    let task = ctx
+        .progress
+        .task("dense search (docs)", Some(docs.end - docs.start));
+    let mut at = 0u64;
+    let corpus_dim = embeddings::for_each_block(corpus, |ids, vectors| {
+        if vectors.len() != ids.len() * dim {
+            return Err(Error::file(
+                corpus,
+                format!("corpus vectors are not {dim} wide like the queries"),
+            ));
+        }
+        let (lo, hi) = (docs.start.max(at), docs.end.min(at + ids.len() as u64));
+        if lo < hi {
+            let (a, b) = ((lo - at) as usize, (hi - at) as usize);
+            let first = u32::try_from(lo).map_err(|_| {
+                Error::file(corpus, "more documents than u32 indices hold".to_string())
+            })?;
+            top.add_block(queries, &vectors[a * dim..b * dim], first)?;
+            doc_ids.extend_from_slice(&ids[a..b]);
+            task.inc((b - a) as u64);
+        }
+        at += ids.len() as u64;
+        Ok(())
+    })?;
+    drop(task);
+    if corpus_dim != dim {
+        return Err(Error::Invalid(format!(
+            "query vectors are {dim} wide, corpus vectors {corpus_dim}"
+        )));
+    }
+    let first = docs.start;
+    write_run(
+        out,
+        query_ids.iter().map(String::as_str),
+        top.into_results(),
+        |doc| &doc_ids[(u64::from(doc) - first) as usize],
+    )?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DenseParams {
     /// Documents kept per query.
     pub top_k: usize,
+    /// Query split: cut the run into parts of this many queries (input rows), each
+    /// written to the entry's work folder as it finishes (a killed run resumes at the first
+    /// unfinished part) and concatenated. Unset: no split. Not in the cache key: the run
+    /// does not depend on it.
+    #[serde(skip_serializing)]
+    pub part_queries: Option<u64>,
+    /// Corpus split: search parts of this many corpus rows each, then merge the parts'
+    /// top-k exactly (score descending, ties in corpus order). Unset: no split. Not in
+    /// the cache key.
+    #[serde(skip_serializing)]
+    pub part_docs: Option<u64>,
 }
 
 impl Default for DenseParams {
     fn default() -> Self {
-        DenseParams { top_k: 1000 }
+        DenseParams {
+            top_k: 1000,
+            part_queries: None,
+            part_docs: None,
+        }
     }
 }
 
@@ -162,6 +234,12 @@ impl Stage for RetrieveDense {
         if p.top_k == 0 {
             return Err("param top_k must be at least 1".into());
         }
+        if p.part_queries.is_some() && p.part_docs.is_some() {
+            return Err("set at most one of the params part_queries and part_docs".into());
+        }
+        if p.part_queries == Some(0) || p.part_docs == Some(0) {
+            return Err("params part_queries and part_docs must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -169,38 +247,38 @@ impl Stage for RetrieveDense {
         let (query_ids, queries, dim) = embeddings::read_all(ctx.input("queries")?)?;
         let corpus = ctx.input("corpus")?;
         let total = rrra_common::artifact::parquet_rows(corpus)?;
-        let mut top = TopK::new(query_ids.len(), dim, p.top_k)?;
-        let mut doc_ids: Vec<String> = Vec::with_capacity(total as usize);
-        let task = ctx.progress.task("dense search (docs)", Some(total));
         let start = std::time::Instant::now();
-        let corpus_dim = embeddings::for_each_block(corpus, |ids, vectors| {
-            if vectors.len() != ids.len() * dim {
-                return Err(Error::file(
-                    corpus,
-                    format!("corpus vectors are not {dim} wide like the queries"),
-                ));
+        let out = ctx.output("run");
+        let nq = query_ids.len() as u64;
+        let search = |queries: &[f32], ids: &[String], docs: std::ops::Range<u64>, file: &Path| {
+            dense_search(ctx, p.top_k, (ids, queries, dim), (corpus, docs), file)
+        };
+        let (rows, split) = match (p.part_queries, p.part_docs) {
+            (Some(size), _) => {
+                let parts = Parts::open(&ctx.work_dir, "run", "queries", size, nq)?;
+                let done = parts.compute(ctx.progress, "retrieve.dense", |range, file| {
+                    let (a, b) = (range.start as usize, range.end as usize);
+                    search(&queries[a * dim..b * dim], &query_ids[a..b], 0..total, file)
+                })?;
+                (concat_rows::<RunRow>(&done.files, &out)?, Some(done))
             }
-            top.add_block(&queries, vectors, doc_ids.len() as u32)?;
-            doc_ids.extend_from_slice(ids);
-            task.inc(ids.len() as u64);
-            Ok(())
-        })?;
-        drop(task);
-        if corpus_dim != dim {
-            return Err(Error::Invalid(format!(
-                "query vectors are {dim} wide, corpus vectors {corpus_dim}"
-            )));
-        }
+            (None, Some(size)) => {
+                let parts = Parts::open(&ctx.work_dir, "run", "docs", size, total)?;
+                let done = parts.compute(ctx.progress, "retrieve.dense", |range, file| {
+                    search(&queries, &query_ids, range, file)
+                })?;
+                let rows = merge_top_k(&done.files, &query_ids, p.top_k, &out)?;
+                (rows, Some(done))
+            }
+            (None, None) => {
+                search(&queries, &query_ids, 0..total, &out)?;
+                (rrra_common::artifact::parquet_rows(&out)?, None)
+            }
+        };
         let search_s = start.elapsed().as_secs_f64();
-        let rows = write_run(
-            ctx,
-            query_ids.iter().map(String::as_str),
-            top.into_results(),
-            |doc| &doc_ids[doc as usize],
-        )?;
         Ok(StageReport {
             metrics: [
-                ("docs".to_string(), doc_ids.len() as f64),
+                ("docs".to_string(), total as f64),
                 ("queries".to_string(), query_ids.len() as f64),
                 (
                     "queries_per_s".to_string(),
@@ -208,7 +286,9 @@ impl Stage for RetrieveDense {
                 ),
                 ("rows".to_string(), rows as f64),
             ]
-            .into(),
+            .into_iter()
+            .chain(split.iter().flat_map(|done| done.metrics()))
+            .collect(),
             table: None,
         })
     }
