@@ -14,7 +14,7 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::detection::{ScoredTable, detect};
+use crate::detection::detect;
 use crate::{Measure, Qrels, Run, answer_top_k, evaluate, paired_t_test, randomisation_test};
 
 fn parse_measures(names: &[String]) -> Result<Vec<Measure>, String> {
@@ -363,14 +363,14 @@ impl Stage for EvalFnDetection {
         Ok(())
     }
     fn run(p: &FnDetectionParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let rows = ScoredTable::read(ctx.input("scored")?)?;
         let hidden_path = ctx.input("hidden")?;
-        let hidden: HashSet<(String, String)> = read_rows::<Qrel>(hidden_path)?
-            .into_iter()
-            .filter(|q| q.relevance >= p.relevance_threshold)
-            .map(|q| (q.query_id, q.doc_id))
-            .collect();
-        let d = detect(&rows, &hidden, p.pool, p.k, (p.a, p.b));
+        let mut hidden: HashMap<String, HashSet<String>> = HashMap::new();
+        for q in read_rows::<Qrel>(hidden_path)? {
+            if q.relevance >= p.relevance_threshold {
+                hidden.entry(q.query_id).or_default().insert(q.doc_id);
+            }
+        }
+        let d = detect(ctx.input("scored")?, &hidden, p.pool, p.k, (p.a, p.b))?;
         if d.pooled_hidden == 0 {
             return Err(Error::file(
                 hidden_path,
