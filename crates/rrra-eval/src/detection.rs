@@ -11,7 +11,7 @@
 //! hidden qrels and the pooled hidden scores, not the rows; the AUC is exact (the
 //! Mann-Whitney count equals the rank-sum form).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rrra_common::columns::{GroupRow, for_each_query_group};
@@ -52,7 +52,7 @@ fn detector_scores(s: &GroupRow, s_pos: f64, a: f64, b: f64) -> [f64; 5] {
 
 /// One query's pooled negatives (the `pool` best-ranked rows with `positive == false`,
 /// ties by doc id) and the best positive score; `None` for a query without a positive.
-fn pooled<'a>(rows: &'a [GroupRow], pool: usize) -> Option<(f64, Vec<&'a GroupRow>)> {
+fn pooled(rows: &[GroupRow], pool: usize) -> Option<(f64, Vec<&GroupRow>)> {
     let s_pos = rows
         .iter()
         .filter(|s| s.positive)
@@ -66,18 +66,18 @@ fn pooled<'a>(rows: &'a [GroupRow], pool: usize) -> Option<(f64, Vec<&'a GroupRo
 
 /// Measures detection over the `scored` artifact `path` (each query's rows contiguous),
 /// whose negatives are the candidates with `positive == false` among each query's `pool`
-/// best-ranked ones (ties by doc id); `hidden` maps a query id to the documents hidden
-/// from its qrels. SimANS uses `(a, b)` with the query's best positive score as `s_pos`
+/// best-ranked ones (ties by doc id); `hidden` maps a query id to the distinct documents
+/// hidden from its qrels. SimANS uses `(a, b)` with the query's best positive score as `s_pos`
 /// (queries without a positive are skipped). Per-query measures are averaged in query id
 /// order. Fails, naming the record, on a non-finite score.
 pub fn detect(
     path: &Path,
-    hidden: &HashMap<String, HashSet<String>>,
+    hidden: &HashMap<String, Vec<String>>,
     pool: usize,
     k: usize,
     (a, b): (f64, f64),
 ) -> Result<Detection> {
-    let no_hidden = HashSet::new();
+    let no_hidden = Vec::new();
     // Pass 1: the hidden documents' scores, per-query P@k and R@k, the counts.
     let mut positives: Vec<Vec<f64>> = vec![Vec::new(); DETECTORS.len()];
     let mut per_query: Vec<(String, [f64; 5], [f64; 5])> = Vec::new();
@@ -231,17 +231,20 @@ mod tests {
         Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
     }
 
-    fn hidden_map(pairs: &[(&str, &str)]) -> HashMap<String, HashSet<String>> {
-        let mut map: HashMap<String, HashSet<String>> = HashMap::new();
+    fn hidden_map(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (q, d) in pairs {
-            map.entry(q.to_string()).or_default().insert(d.to_string());
+            let docs = map.entry(q.to_string()).or_default();
+            if !docs.iter().any(|x| x == d) {
+                docs.push(d.to_string());
+            }
         }
         map
     }
 
     fn detect_rows(
         rows: Vec<Scored>,
-        hidden: &HashMap<String, HashSet<String>>,
+        hidden: &HashMap<String, Vec<String>>,
         pool: usize,
         k: usize,
     ) -> Result<Detection> {

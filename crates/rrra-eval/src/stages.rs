@@ -2,7 +2,7 @@
 //! by answer match), `eval.compare` tests whether two evaluated runs differ significantly,
 //! `eval.fn_detection` measures how well scores find false negatives among mined negatives.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use rrra_common::artifact::{for_each_batch, read_rows, write_rows};
 use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow};
@@ -364,12 +364,20 @@ impl Stage for EvalFnDetection {
     }
     fn run(p: &FnDetectionParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let hidden_path = ctx.input("hidden")?;
-        let mut hidden: HashMap<String, HashSet<String>> = HashMap::new();
-        for q in read_rows::<Qrel>(hidden_path)? {
-            if q.relevance >= p.relevance_threshold {
-                hidden.entry(q.query_id).or_default().insert(q.doc_id);
+        // Streamed into per-query lists (a few documents each; duplicates dropped).
+        let mut hidden: HashMap<String, Vec<String>> = HashMap::new();
+        for_each_batch::<Qrel>(hidden_path, |rows| {
+            for q in rows
+                .into_iter()
+                .filter(|q| q.relevance >= p.relevance_threshold)
+            {
+                let docs = hidden.entry(q.query_id).or_default();
+                if !docs.contains(&q.doc_id) {
+                    docs.push(q.doc_id);
+                }
             }
-        }
+            Ok(())
+        })?;
         let d = detect(ctx.input("scored")?, &hidden, p.pool, p.k, (p.a, p.b))?;
         if d.pooled_hidden == 0 {
             return Err(Error::file(
