@@ -5,6 +5,7 @@
 //! Python reference tools the parity tests and benchmarks compare against, then run them.
 
 mod bench;
+mod bench_scale;
 mod fuzz;
 mod inspect;
 mod killloop;
@@ -148,7 +149,8 @@ enum Command {
     },
     /// Run the benchmarks (each prints a ratio against its named peer); `bench encode` /
     /// `bench train [ARGS]` run only the encoder's CPU benchmark against PyTorch
-    /// (transformers / sentence-transformers, from `$PYTHON` or `.venv`).
+    /// (transformers / sentence-transformers, from `$PYTHON` or `.venv`); `bench scale
+    /// [ARGS]` the scale benchmark (rows/s and peak RSS per stage at two sizes).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -292,6 +294,7 @@ fn real_main() -> Result<()> {
         Command::TestSt { python } => python::sentence_transformers_test(python),
         Command::Bench { args } => match args.first().and_then(|a| bench::Peer::parse(a)) {
             Some(peer) => bench::run(peer, &args[1..]),
+            None if args.first().is_some_and(|a| a == "scale") => bench_scale::run(&args[1..]),
             None => python::cargo_with_reference("bench", "bench-requirements.txt", &args),
         },
         Command::Fuzz { release, args } => fuzz::fuzz(release, &args),

@@ -7,9 +7,9 @@
 //! `score.adapter` applies it to `candidates` or to a `run` (e.g. a test top-K for
 //! reranking) and writes `scored` rows in input order.
 //!
-//! Both read their pairs in columns (ids interned once, [`rrra_common::columns`]) and keep
-//! one copy of the vectors their pairs touch, moved onto the `backend:` device.
-//! `train.adapter` holds its pool as integers (12 bytes a pair); `score.adapter` streams:
+//! Both intern ids once ([`rrra_common::columns`]) and keep one copy of the vectors their
+//! pairs touch, moved onto the `backend:` device. `train.adapter` streams its candidates a
+//! query at a time and holds only its pool, as integers (12 bytes a pair); `score.adapter` streams:
 //! one pass interns the ids, a second scores record batch by record batch and writes as it
 //! goes, so it holds only the ids, their vectors and one batch.
 
@@ -19,7 +19,9 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Tensor};
 use rrra_common::artifact::{ParquetSink, parquet_rows};
-use rrra_common::columns::{Interner, PairColumns, VectorTable, for_each_pair_batch};
+use rrra_common::columns::{
+    GroupRow, Interner, VectorTable, for_each_pair_batch, for_each_query_group,
+};
 use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Scored};
 use rrra_common::schema::ArtifactKind::{
@@ -250,58 +252,38 @@ pub struct LabelledPool {
     pub pairs: Vec<(u32, u32, Class)>,
 }
 
-/// Reads the `candidates` artifact `path` in columns and labels each query's pool.
+/// Streams the `candidates` artifact `path` one query at a time
+/// ([`for_each_query_group`]) and labels each query's pool; only the pool's pairs are
+/// kept, as integers, and only their ids interned (in order of first use).
 pub fn labelled_pool(path: &Path, k_p: u32, pool: usize) -> Result<LabelledPool> {
     let (mut queries, mut docs) = (Interner::new(), Interner::new());
-    let c = PairColumns::read(path, Candidates, &mut queries, &mut docs)?;
     let mut pairs = Vec::new();
-    for (q, rows) in c.groups(queries.len()).into_iter().enumerate() {
-        let (positives, mut negatives): (Vec<usize>, Vec<usize>) =
-            rows.into_iter().partition(|&r| c.positive[r]);
+    for_each_query_group(path, Candidates, |query, rows| {
+        let (positives, mut negatives): (Vec<&GroupRow>, Vec<&GroupRow>) =
+            rows.iter().partition(|r| r.positive);
         if positives.is_empty() {
             return Err(Error::file(
                 path,
                 format!(
-                    "candidates of query {:?}: no positive; expected mine.* output with judged positives",
-                    queries.id(q as u32)
+                    "candidates of query {query:?}: no positive; expected mine.* output with judged positives"
                 ),
             ));
         }
-        negatives.sort_by(|&a, &b| {
-            c.rank[a]
-                .cmp(&c.rank[b])
-                .then_with(|| docs.id(c.doc[a]).cmp(docs.id(c.doc[b])))
-        });
+        negatives.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id)));
         negatives.truncate(pool);
-        let best = best_positive(positives.iter().map(|&r| c.score[r]));
-        pairs.extend(positives.into_iter().chain(negatives).map(|r| {
-            let class = classify(c.positive[r], c.rank[r], c.score[r], k_p, best);
-            (c.query[r], c.doc[r], class)
-        }));
-    }
-    // Renumber over the ids the pool uses, so only their vectors are read.
-    let queries = renumber(pairs.iter_mut().map(|p| &mut p.0), &queries);
-    let docs = renumber(pairs.iter_mut().map(|p| &mut p.1), &docs);
+        let best = best_positive(positives.iter().map(|r| r.score));
+        let q = queries.intern(query);
+        for r in positives.into_iter().chain(negatives) {
+            let class = classify(r.positive, r.rank, r.score, k_p, best);
+            pairs.push((q, docs.intern(&r.doc_id), class));
+        }
+        Ok(())
+    })?;
     Ok(LabelledPool {
         queries,
         docs,
         pairs,
     })
-}
-
-/// Renumbers `numbers` (of `ids`) over a new dictionary of the ids they use, in order of
-/// first use; returns that dictionary.
-fn renumber<'a>(numbers: impl Iterator<Item = &'a mut u32>, ids: &Interner) -> Interner {
-    let mut used = Interner::new();
-    let mut map = vec![u32::MAX; ids.len()];
-    for n in numbers {
-        let new = &mut map[*n as usize];
-        if *new == u32::MAX {
-            *new = used.intern(ids.id(*n));
-        }
-        *n = *new;
-    }
-    used
 }
 
 /// The query and document vectors of the interned ids (rows in dictionary order) and

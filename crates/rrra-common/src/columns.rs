@@ -1,11 +1,11 @@
 //! Columnar reading of the pair artifacts (`candidates`, `run`, `scored`) for stages that
 //! touch hundreds of millions of rows. Ids are interned once into dictionaries
-//! ([`Interner`]); a row is then integers and numbers ([`PairColumns`], 21 bytes) instead
-//! of two `String`s, or it is not kept at all: [`for_each_pair_batch`] hands out one Arrow
-//! record batch at a time, borrowed. [`VectorTable`] reads from an embeddings file the
+//! ([`Interner`]), or rows are not kept at all: [`for_each_pair_batch`] hands out one Arrow
+//! record batch at a time, borrowed, and [`for_each_query_group`] one query's rows at a
+//! time. [`VectorTable`] reads from an embeddings file the
 //! vectors of the interned ids only, one copy, in dictionary order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::Path;
 
@@ -176,57 +176,69 @@ pub fn for_each_pair_batch(
     Ok(())
 }
 
-/// The rows of a pair artifact as columns; ids are numbers of two [`Interner`]s.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PairColumns {
-    pub query: Vec<u32>,
-    pub doc: Vec<u32>,
-    pub rank: Vec<u32>,
-    pub score: Vec<f64>,
-    pub positive: Vec<bool>,
+/// One row of a query's group (see [`for_each_query_group`]), owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    /// 1-based row number in the file, for error messages.
+    pub record: usize,
+    pub doc_id: String,
+    pub rank: u32,
+    pub score: f64,
+    pub positive: bool,
+    /// `qa_score`, `s_fn`, `p_rel` of a `scored` artifact (zeros otherwise).
+    pub adapter: [f64; 3],
 }
 
-impl PairColumns {
-    /// Reads every row of the pair artifact `path` of `kind`, interning its query ids into
-    /// `queries` and its document ids into `docs`.
-    pub fn read(
-        path: &Path,
-        kind: ArtifactKind,
-        queries: &mut Interner,
-        docs: &mut Interner,
-    ) -> Result<Self> {
-        let mut out = PairColumns::default();
-        for_each_pair_batch(path, kind, |b| {
-            for i in 0..b.len() {
-                out.query.push(queries.intern(b.query_id.value(i)));
-                out.doc.push(docs.intern(b.doc_id.value(i)));
-                out.positive.push(b.positive(i));
+/// Calls `f(query_id, rows)` once per query of the pair artifact `path` of `kind`, queries
+/// and rows in file order, holding one query's rows at a time (plus the ids of the queries
+/// done). Fails, naming the record, when a query's rows are not contiguous (every pair
+/// artifact the stages write groups its rows by query). Returns the number of queries.
+pub fn for_each_query_group(
+    path: &Path,
+    kind: ArtifactKind,
+    mut f: impl FnMut(&str, &[GroupRow]) -> Result<()>,
+) -> Result<usize> {
+    let mut done: HashSet<String> = HashSet::new();
+    let mut current: Option<String> = None;
+    let mut rows: Vec<GroupRow> = Vec::new();
+    let mut record = 0usize;
+    for_each_pair_batch(path, kind, |b| {
+        for i in 0..b.len() {
+            record += 1;
+            let query_id = b.query_id.value(i);
+            if current.as_deref() != Some(query_id) {
+                if let Some(q) = current.take() {
+                    f(&q, &rows)?;
+                    rows.clear();
+                    done.insert(q);
+                }
+                if done.contains(query_id) {
+                    return Err(Error::file(
+                        path,
+                        format!(
+                            "record {record}: rows of query {query_id:?} resume after other queries' rows; \
+                             expected each query's rows contiguous"
+                        ),
+                    ));
+                }
+                current = Some(query_id.to_string());
             }
-            out.rank.extend_from_slice(b.rank);
-            out.score.extend_from_slice(b.score);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    pub fn len(&self) -> usize {
-        self.query.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.query.is_empty()
-    }
-
-    /// Row indices grouped by query, queries in order of first appearance (their interned
-    /// numbers, when `queries` was empty before [`PairColumns::read`]), rows of a query in
-    /// file order.
-    pub fn groups(&self, num_queries: usize) -> Vec<Vec<usize>> {
-        let mut groups = vec![Vec::new(); num_queries];
-        for (row, &q) in self.query.iter().enumerate() {
-            groups[q as usize].push(row);
+            rows.push(GroupRow {
+                record,
+                doc_id: b.doc_id.value(i).to_string(),
+                rank: b.rank[i],
+                score: b.score[i],
+                positive: b.positive(i),
+                adapter: b.adapter.map_or([0.0; 3], |a| [a[0][i], a[1][i], a[2][i]]),
+            });
         }
-        groups
+        Ok(())
+    })?;
+    if let Some(q) = current.take() {
+        f(&q, &rows)?;
+        done.insert(q);
     }
+    Ok(done.len())
 }
 
 /// The vectors of an [`Interner`]'s ids, read from an embeddings file: row `i` is id `i`'s.
@@ -290,33 +302,39 @@ mod tests {
     }
 
     #[test]
-    fn candidates_read_as_interned_columns_grouped_by_query() {
+    fn query_groups_are_handed_out_whole_and_a_resumed_query_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.parquet");
-        let rows = vec![
-            cand("q2", "a", 1, false),
-            cand("q1", "b", 2, true),
-            cand("q2", "b", 0, true),
-            cand("q1", "c", 3, false),
-        ];
-        write_rows(&path, rows).unwrap();
-        let (mut q, mut d) = (Interner::new(), Interner::new());
-        let c = PairColumns::read(&path, ArtifactKind::Candidates, &mut q, &mut d).unwrap();
-        assert_eq!((q.id(0), q.id(1), q.len()), ("q2", "q1", 2));
+        // More rows than a record batch, so a group spans two batches.
+        let mut rows: Vec<Candidate> = (0..BATCH_ROWS as u32 + 5)
+            .map(|r| cand("q1", &format!("d{r}"), r, r == 3))
+            .collect();
+        rows.push(cand("q2", "x", 1, false));
+        write_rows(&path, rows.clone()).unwrap();
+        let mut seen = Vec::new();
+        let n = for_each_query_group(&path, ArtifactKind::Candidates, |q, g| {
+            seen.push((
+                q.to_string(),
+                g.len(),
+                g.iter().filter(|r| r.positive).count(),
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 2);
         assert_eq!(
-            (d.get("a"), d.get("b"), d.get("c")),
-            (Some(0), Some(1), Some(2))
+            seen,
+            [("q1".into(), BATCH_ROWS + 5, 1), ("q2".into(), 1, 0)]
         );
-        assert_eq!(c.query, [0, 1, 0, 1]);
-        assert_eq!(c.doc, [0, 1, 1, 2]);
-        assert_eq!(c.rank, [1, 2, 0, 3]);
-        assert_eq!(c.score, [0.1, 0.2, 0.0, 0.3]);
-        assert_eq!(c.positive, [false, true, true, false]);
-        assert_eq!(c.groups(q.len()), [vec![0, 2], vec![1, 3]]);
-        // The wrong kind is refused, naming the file.
-        let err = PairColumns::read(&path, ArtifactKind::Run, &mut q, &mut d).unwrap_err();
-        assert!(err.to_string().contains("expected a run artifact"), "{err}");
-        assert!(err.to_string().contains("c.parquet"), "{err}");
+        rows.push(cand("q1", "late", 9, false));
+        write_rows(&path, rows).unwrap();
+        let err = for_each_query_group(&path, ArtifactKind::Candidates, |_, _| Ok(())).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("record {}", BATCH_ROWS + 7)), "{msg}");
+        assert!(
+            msg.contains("query \"q1\"") && msg.contains("c.parquet"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -330,9 +348,20 @@ mod tests {
             score: 2.0,
         };
         write_rows(&path, [run]).unwrap();
-        let (mut q, mut d) = (Interner::new(), Interner::new());
-        let c = PairColumns::read(&path, ArtifactKind::Run, &mut q, &mut d).unwrap();
-        assert_eq!((c.positive, c.score), (vec![false], vec![2.0]));
+        let mut rows = Vec::new();
+        for_each_query_group(&path, ArtifactKind::Run, |_, g| {
+            rows.extend_from_slice(g);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((rows[0].positive, rows[0].score), (false, 2.0));
+        // The wrong kind is refused, naming the file.
+        let err = for_each_query_group(&path, ArtifactKind::Candidates, |_, _| Ok(())).unwrap_err();
+        assert!(
+            err.to_string().contains("expected a candidates artifact"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("r.parquet"), "{err}");
     }
 
     #[test]

@@ -4,49 +4,22 @@
 //! recall@k averaged over the queries with at least one hidden relevant document in their
 //! pool.
 //!
-//! The `scored` rows are read in columns ([`ScoredTable`]: ids interned, 48 bytes a row
-//! rather than two `String`s and a struct per row).
+//! The `scored` rows are streamed one query at a time, twice
+//! ([`rrra_common::columns::for_each_query_group`]): the first pass keeps the detector
+//! scores of the pooled hidden documents (a few per query), the second counts, for every
+//! other pooled negative, the hidden ones it outranks. Memory holds one query's rows, the
+//! hidden qrels and the pooled hidden scores, not the rows; the AUC is exact (the
+//! Mann-Whitney count equals the rank-sum form).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rrra_common::Result;
-use rrra_common::columns::{Interner, for_each_pair_batch};
-use rrra_common::records::Scored;
+use rrra_common::columns::{GroupRow, for_each_query_group};
 use rrra_common::schema::ArtifactKind;
+use rrra_common::{Error, Result};
 
 /// The detectors compared, each a score where higher means "more likely a false negative".
 pub const DETECTORS: [&str; 5] = ["s_fn", "p_rel", "qa_score", "score", "simans"];
-
-/// ROC-AUC of `scores` for `labels` (the probability that a random positive outscores a
-/// random negative, ties counting one half), or `None` when either class is empty.
-pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut positives) = (0.0, 0usize);
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        // Tied block i..=j shares the mean 1-based rank.
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            if labels[k] {
-                rank_sum += rank;
-                positives += 1;
-            }
-        }
-        i = j + 1;
-    }
-    let negatives = scores.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return None;
-    }
-    let p = positives as f64;
-    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
-}
 
 /// What [`detect`] measured for one detector.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,184 +42,217 @@ pub struct Detection {
     pub queries: usize,
 }
 
-/// One `scored` row with its ids interned.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoredPair {
-    pub query: u32,
-    pub doc: u32,
-    pub rank: u32,
-    pub score: f64,
-    pub positive: bool,
-    pub qa_score: f64,
-    pub s_fn: f64,
-    pub p_rel: f64,
-}
-
-/// The rows of a `scored` artifact in columns: ids interned, rows in file order.
-#[derive(Debug, Clone, Default)]
-pub struct ScoredTable {
-    pub queries: Interner,
-    pub docs: Interner,
-    pub rows: Vec<ScoredPair>,
-}
-
-impl ScoredTable {
-    /// Reads a `scored` artifact.
-    pub fn read(path: &Path) -> Result<Self> {
-        let mut t = ScoredTable::default();
-        for_each_pair_batch(path, ArtifactKind::Scored, |b| {
-            let [qa, s_fn, p_rel] = b.adapter.expect("a scored artifact has adapter columns");
-            for i in 0..b.len() {
-                let pair = ScoredPair {
-                    query: t.queries.intern(b.query_id.value(i)),
-                    doc: t.docs.intern(b.doc_id.value(i)),
-                    rank: b.rank[i],
-                    score: b.score[i],
-                    positive: b.positive(i),
-                    qa_score: qa[i],
-                    s_fn: s_fn[i],
-                    p_rel: p_rel[i],
-                };
-                t.rows.push(pair);
-            }
-            Ok(())
-        })?;
-        Ok(t)
-    }
-
-    /// The table of records.
-    pub fn from_rows(rows: &[Scored]) -> Self {
-        let mut t = ScoredTable::default();
-        for s in rows {
-            let c = &s.candidate;
-            let pair = ScoredPair {
-                query: t.queries.intern(&c.query_id),
-                doc: t.docs.intern(&c.doc_id),
-                rank: c.rank,
-                score: c.score,
-                positive: c.positive,
-                qa_score: s.qa_score,
-                s_fn: s.s_fn,
-                p_rel: s.p_rel,
-            };
-            t.rows.push(pair);
-        }
-        t
-    }
-}
-
-/// Scores of one pooled negative under each detector, in [`DETECTORS`] order.
-fn detector_scores(s: &ScoredPair, s_pos: f64, a: f64, b: f64) -> [f64; 5] {
+/// Scores of one pooled negative under each detector, in [`DETECTORS`] order (`-0.0` read
+/// as `0.0`, so that ties are those of `==`).
+fn detector_scores(s: &GroupRow, s_pos: f64, a: f64, b: f64) -> [f64; 5] {
     let simans = (-a * (s.score - s_pos - b).powi(2)).exp();
-    [s.s_fn, s.p_rel, s.qa_score, s.score, simans]
+    let [qa_score, s_fn, p_rel] = s.adapter;
+    [s_fn, p_rel, qa_score, s.score, simans].map(|x| x + 0.0)
 }
 
-/// Measures detection over `table` (one query's rows contiguous or not), whose negatives
-/// are the candidates with `positive == false` among each query's `pool` best-ranked ones
-/// (ties by doc id); `hidden` holds the (query, doc) pairs hidden from the qrels. SimANS
-/// uses `(a, b)` with the query's best positive score as `s_pos` (queries without a
-/// positive are skipped). Queries are visited in id order.
+/// One query's pooled negatives (the `pool` best-ranked rows with `positive == false`,
+/// ties by doc id) and the best positive score; `None` for a query without a positive.
+fn pooled(rows: &[GroupRow], pool: usize) -> Option<(f64, Vec<&GroupRow>)> {
+    let s_pos = rows
+        .iter()
+        .filter(|s| s.positive)
+        .map(|s| s.score)
+        .reduce(f64::max)?;
+    let mut negatives: Vec<&GroupRow> = rows.iter().filter(|s| !s.positive).collect();
+    negatives.sort_by(|x, y| x.rank.cmp(&y.rank).then_with(|| x.doc_id.cmp(&y.doc_id)));
+    negatives.truncate(pool);
+    Some((s_pos, negatives))
+}
+
+/// Measures detection over the `scored` artifact `path` (each query's rows contiguous),
+/// whose negatives are the candidates with `positive == false` among each query's `pool`
+/// best-ranked ones (ties by doc id); `hidden` maps a query id to the distinct documents
+/// hidden from its qrels. SimANS uses `(a, b)` with the query's best positive score as `s_pos`
+/// (queries without a positive are skipped). Per-query measures are averaged in query id
+/// order. Fails, naming the record, on a non-finite score.
 pub fn detect(
-    table: &ScoredTable,
-    hidden: &HashSet<(String, String)>,
+    path: &Path,
+    hidden: &HashMap<String, Vec<String>>,
     pool: usize,
     k: usize,
     (a, b): (f64, f64),
-) -> Detection {
-    let (ids, docs) = (&table.queries, &table.docs);
-    let mut groups: Vec<Vec<&ScoredPair>> = vec![Vec::new(); ids.len()];
-    for s in &table.rows {
-        groups[s.query as usize].push(s);
-    }
-    let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
-    by_id.sort_by(|&x, &y| ids.id(x).cmp(ids.id(y)));
-    let mut hidden_of: HashMap<&str, usize> = HashMap::new();
-    let mut hidden_pairs: HashSet<(u32, u32)> = HashSet::new();
-    for (q, d) in hidden {
-        *hidden_of.entry(q.as_str()).or_default() += 1;
-        if let (Some(q), Some(d)) = (ids.get(q), docs.get(d)) {
-            hidden_pairs.insert((q, d));
-        }
-    }
-    let mut all_scores: Vec<Vec<f64>> = vec![Vec::new(); DETECTORS.len()];
-    let mut labels = Vec::new();
-    let mut prec = vec![0.0; DETECTORS.len()];
-    let mut rec = vec![0.0; DETECTORS.len()];
-    let (mut queries, mut hidden_total) = (0usize, 0usize);
-    for &query in &by_id {
-        let group = &groups[query as usize];
-        let Some(s_pos) = group
+) -> Result<Detection> {
+    let no_hidden = Vec::new();
+    // Pass 1: the hidden documents' scores, per-query P@k and R@k, the counts.
+    let mut positives: Vec<Vec<f64>> = vec![Vec::new(); DETECTORS.len()];
+    let mut per_query: Vec<(String, [f64; 5], [f64; 5])> = Vec::new();
+    let (mut pooled_n, mut hidden_total) = (0usize, 0usize);
+    for_each_query_group(path, ArtifactKind::Scored, |query, rows| {
+        if let Some(r) = rows
             .iter()
-            .filter(|s| s.positive)
-            .map(|s| s.score)
-            .reduce(f64::max)
-        else {
-            continue;
+            .find(|r| !r.score.is_finite() || r.adapter.iter().any(|x| !x.is_finite()))
+        {
+            return Err(Error::file(
+                path,
+                format!(
+                    "record {}: query {query:?} doc {:?} has a non-finite score; expected finite scores",
+                    r.record, r.doc_id
+                ),
+            ));
+        }
+        let Some((s_pos, negatives)) = pooled(rows, pool) else {
+            return Ok(());
         };
-        hidden_total += hidden_of.get(ids.id(query)).copied().unwrap_or(0);
-        let mut negatives: Vec<&ScoredPair> =
-            group.iter().copied().filter(|s| !s.positive).collect();
-        negatives.sort_by(|x, y| {
-            x.rank
-                .cmp(&y.rank)
-                .then_with(|| docs.id(x.doc).cmp(docs.id(y.doc)))
-        });
-        negatives.truncate(pool);
+        let hidden_docs = hidden.get(query).unwrap_or(&no_hidden);
+        hidden_total += hidden_docs.len();
+        pooled_n += negatives.len();
         let is_hidden: Vec<bool> = negatives
             .iter()
-            .map(|s| hidden_pairs.contains(&(query, s.doc)))
+            .map(|s| hidden_docs.contains(&s.doc_id))
             .collect();
         let scores: Vec<[f64; 5]> = negatives
             .iter()
             .map(|s| detector_scores(s, s_pos, a, b))
             .collect();
-        for (d, column) in all_scores.iter_mut().enumerate() {
-            column.extend(scores.iter().map(|s| s[d]));
+        for (s, _) in scores.iter().zip(&is_hidden).filter(|(_, h)| **h) {
+            for (d, column) in positives.iter_mut().enumerate() {
+                column.push(s[d]);
+            }
         }
-        labels.extend(&is_hidden);
         let n_hidden = is_hidden.iter().filter(|&&h| h).count();
         if n_hidden == 0 {
-            continue;
+            return Ok(());
         }
-        queries += 1;
+        let (mut prec, mut rec) = ([0.0; 5], [0.0; 5]);
         for d in 0..DETECTORS.len() {
             let mut order: Vec<usize> = (0..negatives.len()).collect();
             // Highest score first; ties broken by the first-stage order.
             order.sort_by(|&x, &y| scores[y][d].total_cmp(&scores[x][d]).then(x.cmp(&y)));
             let hits = order.iter().take(k).filter(|&&i| is_hidden[i]).count();
-            prec[d] += hits as f64 / k as f64;
-            rec[d] += hits as f64 / n_hidden as f64;
+            prec[d] = hits as f64 / k as f64;
+            rec[d] = hits as f64 / n_hidden as f64;
         }
+        per_query.push((query.to_string(), prec, rec));
+        Ok(())
+    })?;
+    for column in &mut positives {
+        column.sort_by(f64::total_cmp);
     }
+    // Pass 2: per detector, twice the Mann-Whitney count of (hidden, other) pairs the
+    // hidden document wins (a tie counts one).
+    let mut twice_u = [0u64; 5];
+    for_each_query_group(path, ArtifactKind::Scored, |query, rows| {
+        let Some((s_pos, negatives)) = pooled(rows, pool) else {
+            return Ok(());
+        };
+        let hidden_docs = hidden.get(query).unwrap_or(&no_hidden);
+        for s in negatives
+            .iter()
+            .filter(|s| !hidden_docs.contains(&s.doc_id))
+        {
+            let scores = detector_scores(s, s_pos, a, b);
+            for (d, column) in positives.iter().enumerate() {
+                let below = column.partition_point(|&x| x.total_cmp(&scores[d]).is_lt());
+                let above = column.partition_point(|&x| x.total_cmp(&scores[d]).is_le());
+                twice_u[d] += 2 * (column.len() - above) as u64 + (above - below) as u64;
+            }
+        }
+        Ok(())
+    })?;
+    per_query.sort_by(|x, y| x.0.cmp(&y.0));
+    let queries = per_query.len();
     let q = queries.max(1) as f64;
+    let pooled_hidden = positives[0].len();
+    let negatives = pooled_n - pooled_hidden;
     let detectors = DETECTORS
         .iter()
         .enumerate()
         .map(|(d, &name)| {
+            let (mut prec, mut rec) = (0.0, 0.0);
+            for (_, p, r) in &per_query {
+                prec += p[d];
+                rec += r[d];
+            }
+            let auc = if pooled_hidden == 0 || negatives == 0 {
+                f64::NAN
+            } else {
+                let p = pooled_hidden as f64;
+                (twice_u[d] as f64 / 2.0) / (p * negatives as f64)
+            };
             (
                 name,
                 DetectorResult {
-                    auc: roc_auc(&all_scores[d], &labels).unwrap_or(f64::NAN),
-                    precision_at_k: prec[d] / q,
-                    recall_at_k: rec[d] / q,
+                    auc,
+                    precision_at_k: prec / q,
+                    recall_at_k: rec / q,
                 },
             )
         })
         .collect();
-    Detection {
+    Ok(Detection {
         detectors,
-        pooled: labels.len(),
-        pooled_hidden: labels.iter().filter(|&&h| h).count(),
+        pooled: pooled_n,
+        pooled_hidden,
         hidden_total,
         queries,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use rrra_common::records::Candidate;
+    use rrra_common::artifact::write_rows;
+    use rrra_common::records::{Candidate, Scored};
 
     use super::*;
+
+    /// The rank-sum ROC-AUC (ties share their mean rank): the oracle of the streaming count.
+    /// ROC-AUC of `scores` for `labels` (the probability that a random positive outscores a
+    /// random negative, ties counting one half), or `None` when either class is empty.
+    fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let (mut rank_sum, mut positives) = (0.0, 0usize);
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i;
+            while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+                j += 1;
+            }
+            // Tied block i..=j shares the mean 1-based rank.
+            let rank = (i + j) as f64 / 2.0 + 1.0;
+            for &k in &order[i..=j] {
+                if labels[k] {
+                    rank_sum += rank;
+                    positives += 1;
+                }
+            }
+            i = j + 1;
+        }
+        let negatives = scores.len() - positives;
+        if positives == 0 || negatives == 0 {
+            return None;
+        }
+        let p = positives as f64;
+        Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
+    }
+
+    fn hidden_map(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (q, d) in pairs {
+            let docs = map.entry(q.to_string()).or_default();
+            if !docs.iter().any(|x| x == d) {
+                docs.push(d.to_string());
+            }
+        }
+        map
+    }
+
+    fn detect_rows(
+        rows: Vec<Scored>,
+        hidden: &HashMap<String, Vec<String>>,
+        pool: usize,
+        k: usize,
+    ) -> Result<Detection> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scored.parquet");
+        write_rows(&path, rows).unwrap();
+        detect(&path, hidden, pool, k, (200.0, 0.0))
+    }
 
     #[test]
     fn auc_counts_pairs_and_halves_ties() {
@@ -289,12 +295,8 @@ mod tests {
             // A query with no positive is skipped.
             row("q3", "x", 1, 0.6, false, 0.3),
         ];
-        let hidden: HashSet<(String, String)> =
-            [("q1".into(), "h".into()), ("q1".into(), "gone".into())]
-                .into_iter()
-                .collect();
-        let rows = ScoredTable::from_rows(&rows);
-        let d = detect(&rows, &hidden, 200, 1, (200.0, 0.0));
+        let hidden = hidden_map(&[("q1", "h"), ("q1", "gone")]);
+        let d = detect_rows(rows.clone(), &hidden, 200, 1).unwrap();
         assert_eq!(
             (d.pooled, d.pooled_hidden, d.hidden_total, d.queries),
             (4, 1, 2, 1)
@@ -309,8 +311,65 @@ mod tests {
         // The raw score ranks the hidden doc last of q1's three and below q2's n3.
         assert_eq!(d.detectors["score"].auc, 0.0);
         // A pool of 1 keeps only q1's rank-2 doc, the hidden one: no negative, no AUC.
-        let d1 = detect(&rows, &hidden, 1, 1, (200.0, 0.0));
+        let d1 = detect_rows(rows.clone(), &hidden, 1, 1).unwrap();
         assert_eq!(d1.pooled_hidden, 1);
         assert_eq!(d1.pooled, 2);
+        // A non-finite score is refused, naming its record.
+        let mut bad = rows;
+        bad[3].s_fn = f64::NAN;
+        let err = detect_rows(bad, &hidden, 200, 1).unwrap_err().to_string();
+        assert!(err.contains("record 4") && err.contains("\"n2\""), "{err}");
+    }
+
+    #[test]
+    fn the_streaming_auc_equals_the_rank_sum_auc_with_ties() {
+        // 50 queries of 30 candidates; coarse scores (many ties, across queries too).
+        let mut state = 12345u64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let (mut rows, mut hidden) = (Vec::new(), Vec::new());
+        let names: Vec<(String, Vec<String>)> = (0..50)
+            .map(|q| (format!("q{q}"), (0..30).map(|d| format!("d{d}")).collect()))
+            .collect();
+        for (q, docs) in &names {
+            for (r, d) in docs.iter().enumerate() {
+                let mut s = row(q, d, r as u32 + 1, next(5) as f64 / 4.0, r == 0, 0.0);
+                s.s_fn = next(7) as f64 / 6.0;
+                s.p_rel = next(3) as f64 / 2.0;
+                s.qa_score = next(9) as f64 / 8.0;
+                rows.push(s);
+                if r > 0 && next(6) == 0 {
+                    hidden.push((q.as_str(), d.as_str()));
+                }
+            }
+        }
+        let hidden = hidden_map(&hidden);
+        let pool = 20;
+        let d = detect_rows(rows.clone(), &hidden, pool, 5).unwrap();
+        // The oracle: every pooled negative's detector scores, labelled.
+        let (mut columns, mut labels) = (vec![Vec::new(); 5], Vec::new());
+        for chunk in rows.chunks(30) {
+            let q = &chunk[0].candidate.query_id;
+            let s_pos = chunk[0].candidate.score;
+            for s in chunk.iter().skip(1).take(pool) {
+                let c = &s.candidate;
+                let simans = (-200.0 * (c.score - s_pos).powi(2)).exp();
+                let scores = [s.s_fn, s.p_rel, s.qa_score, c.score, simans];
+                for (column, x) in columns.iter_mut().zip(scores) {
+                    column.push(x);
+                }
+                labels.push(hidden.get(q).is_some_and(|h| h.contains(&c.doc_id)));
+            }
+        }
+        assert_eq!(d.pooled, labels.len());
+        assert!(d.pooled_hidden > 10 && d.pooled_hidden < d.pooled);
+        for (i, name) in DETECTORS.iter().enumerate() {
+            let want = roc_auc(&columns[i], &labels).unwrap();
+            assert_eq!(d.detectors[name].auc, want, "{name}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! by answer match), `eval.compare` tests whether two evaluated runs differ significantly,
 //! `eval.fn_detection` measures how well scores find false negatives among mined negatives.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use rrra_common::artifact::{for_each_batch, read_rows, write_rows};
 use rrra_common::records::{Doc, MetricRow, Qrel, Query, RunRow};
@@ -14,7 +14,7 @@ use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::detection::{ScoredTable, detect};
+use crate::detection::detect;
 use crate::{Measure, Qrels, Run, answer_top_k, evaluate, paired_t_test, randomisation_test};
 
 fn parse_measures(names: &[String]) -> Result<Vec<Measure>, String> {
@@ -363,14 +363,22 @@ impl Stage for EvalFnDetection {
         Ok(())
     }
     fn run(p: &FnDetectionParams, ctx: &StageContext<'_>) -> Result<StageReport> {
-        let rows = ScoredTable::read(ctx.input("scored")?)?;
         let hidden_path = ctx.input("hidden")?;
-        let hidden: HashSet<(String, String)> = read_rows::<Qrel>(hidden_path)?
-            .into_iter()
-            .filter(|q| q.relevance >= p.relevance_threshold)
-            .map(|q| (q.query_id, q.doc_id))
-            .collect();
-        let d = detect(&rows, &hidden, p.pool, p.k, (p.a, p.b));
+        // Streamed into per-query lists (a few documents each; duplicates dropped).
+        let mut hidden: HashMap<String, Vec<String>> = HashMap::new();
+        for_each_batch::<Qrel>(hidden_path, |rows| {
+            for q in rows
+                .into_iter()
+                .filter(|q| q.relevance >= p.relevance_threshold)
+            {
+                let docs = hidden.entry(q.query_id).or_default();
+                if !docs.contains(&q.doc_id) {
+                    docs.push(q.doc_id);
+                }
+            }
+            Ok(())
+        })?;
+        let d = detect(ctx.input("scored")?, &hidden, p.pool, p.k, (p.a, p.b))?;
         if d.pooled_hidden == 0 {
             return Err(Error::file(
                 hidden_path,

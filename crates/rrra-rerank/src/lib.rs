@@ -4,10 +4,12 @@
 //! "Reranking"); `rerank.none` keeps the first-stage order, the swap-in for ablations.
 //! Both read the same input, so an ablation swaps only `kind`.
 //!
-//! The input is read in columns (ids interned, [`rrra_common::columns`]): 24 bytes a row.
+//! The input is streamed one query at a time ([`for_each_query_group`]) and each query's
+//! ranking written before the next is read: memory holds one query's rows and the ids of
+//! the queries done, whatever the number of rows.
 
 use rrra_common::artifact::ParquetSink;
-use rrra_common::columns::{Interner, for_each_pair_batch};
+use rrra_common::columns::{GroupRow, for_each_query_group};
 use rrra_common::records::RunRow;
 use rrra_common::schema::ArtifactKind::{Run, Scored as ScoredKind};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
@@ -104,84 +106,66 @@ impl Stage for RerankNone {
     }
 }
 
-/// One row of the input: interned query and document, first-stage score, QA-score.
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    doc: u32,
-    score: f64,
-    qa: f64,
-}
-
 /// Per query: the `depth` best rows by first-stage score (then doc id), reordered by
 /// `key(score, qa_score)` (ties by doc id), written with 1-based ranks and `key` as the
-/// score. Queries in order of first appearance.
+/// score. Queries in file order (each query's rows must be contiguous).
 fn rerank(
     ctx: &StageContext<'_>,
     depth: u32,
     key: impl Fn(f64, f64) -> f64,
 ) -> Result<StageReport> {
     let path = ctx.input("scored")?;
-    let (mut queries, mut docs) = (Interner::new(), Interner::new());
-    let mut groups: Vec<Vec<Row>> = Vec::new();
-    let mut record = 0usize;
-    for_each_pair_batch(path, ScoredKind, |b| {
-        let qa = b.adapter.expect("a scored artifact has adapter columns")[0];
-        for (i, &qa) in qa.iter().enumerate() {
-            record += 1;
-            let (query_id, doc_id) = (b.query_id.value(i), b.doc_id.value(i));
-            if !b.score[i].is_finite() || !qa.is_finite() {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "record {record}: query {query_id:?} doc {doc_id:?} has a non-finite score; expected finite scores"
-                    ),
-                ));
-            }
-            let q = queries.intern(query_id) as usize;
-            if q == groups.len() {
-                groups.push(Vec::new());
-            }
-            groups[q].push(Row {
-                doc: docs.intern(doc_id),
-                score: b.score[i],
-                qa,
-            });
-        }
-        Ok(())
-    })?;
     let clock = std::time::Instant::now();
     let mut sink = ParquetSink::<RunRow>::create(&ctx.output("run"))?;
     let (mut moved, mut total) = (0u64, 0u64);
-    let queries_seen = groups.len();
-    for (q, mut g) in groups.into_iter().enumerate() {
-        let doc = |r: &Row| docs.id(r.doc);
-        g.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| doc(a).cmp(doc(b))));
-        if depth > 0 {
-            g.truncate(depth as usize);
+    let queries = for_each_query_group(path, ScoredKind, |query_id, rows| {
+        if let Some(r) = rows
+            .iter()
+            .find(|r| !r.score.is_finite() || !r.adapter[0].is_finite())
+        {
+            return Err(Error::file(
+                path,
+                format!(
+                    "record {}: query {query_id:?} doc {:?} has a non-finite score; expected finite scores",
+                    r.record, r.doc_id
+                ),
+            ));
         }
-        let mut keyed: Vec<(f64, usize, &Row)> = g
+        let mut order: Vec<&GroupRow> = rows.iter().collect();
+        order.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.doc_id.cmp(&b.doc_id))
+        });
+        if depth > 0 {
+            order.truncate(depth as usize);
+        }
+        let mut keyed: Vec<(f64, usize, &GroupRow)> = order
             .iter()
             .enumerate()
-            .map(|(i, r)| (key(r.score, r.qa), i, r))
+            .map(|(i, r)| (key(r.score, r.adapter[0]), i, *r))
             .collect();
-        keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| doc(a.2).cmp(doc(b.2))));
-        let query_id = queries.id(q as u32);
+        keyed.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.2.doc_id.cmp(&b.2.doc_id))
+        });
         for (rank, (score, before, r)) in keyed.into_iter().enumerate() {
             moved += u64::from(before != rank);
             total += 1;
             sink.push(RunRow {
                 query_id: query_id.to_string(),
-                doc_id: doc(r).to_string(),
+                doc_id: r.doc_id.clone(),
                 rank: rank as u32 + 1,
                 score,
             })?;
         }
-    }
+        Ok(())
+    })?;
     sink.finish()?;
     let seconds = clock.elapsed().as_secs_f64();
     Ok(StageReport {
         metrics: [
-            ("queries".to_string(), queries_seen as f64),
+            ("queries".to_string(), queries as f64),
             ("rows".to_string(), total as f64),
             (
                 "moved_fraction".to_string(),
@@ -189,7 +173,7 @@ fn rerank(
             ),
             (
                 "ms_per_query".to_string(),
-                1000.0 * seconds / queries_seen.max(1) as f64,
+                1000.0 * seconds / queries.max(1) as f64,
             ),
         ]
         .into(),
@@ -308,6 +292,39 @@ mod tests {
         let none = run_stage::<RerankNone>(&NoRerankParams { depth: 1 }, rows());
         assert_eq!(docs(&none, "q1"), ["a"]);
         assert_eq!(docs(&none, "q2"), ["x"]);
+    }
+
+    fn run_err(rows: Vec<Scored>) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("scored.parquet");
+        write_rows(&input, rows).unwrap();
+        let ctx = StageContext {
+            inputs: BTreeMap::from([("scored".to_string(), input)]),
+            out_dir: dir.path().to_path_buf(),
+            base_dir: dir.path().to_path_buf(),
+            cache_dir: dir.path().to_path_buf(),
+            work_dir: dir.path().join("work"),
+            seed: 0,
+            progress: &Silent,
+        };
+        RerankAdapter::run(&AdapterRerankParams::default(), &ctx)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_non_finite_score_and_a_resumed_query_name_their_record() {
+        let mut bad = rows();
+        bad[4].qa_score = f64::INFINITY;
+        let err = run_err(bad);
+        assert!(err.contains("record 5") && err.contains("\"y\""), "{err}");
+        let mut split = rows();
+        split.push(scored("q1", "late", 0.1, 0.1));
+        let err = run_err(split);
+        assert!(
+            err.contains("record 6") && err.contains("query \"q1\"") && err.contains("contiguous"),
+            "{err}"
+        );
     }
 
     #[test]

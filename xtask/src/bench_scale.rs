@@ -1,21 +1,25 @@
-//! Scale benchmark (not a test): writes synthetic artifacts of the real schemas at two
-//! sizes, runs each stage kind of the dense and adapter family on them, one child process
-//! per stage, and prints rows, seconds, rows/s and peak RSS per stage with the growth ratio
-//! between the sizes.
+//! `cargo xtask bench scale` (a benchmark, not a test): writes synthetic artifacts of the
+//! real schemas at two or more sizes, runs each stage kind of the dense and adapter family
+//! on them, one child process per stage, and prints rows, seconds, rows/s and peak RSS per
+//! stage with the growth ratio against the first size.
 //!
 //! ```sh
-//! cargo run -p rrra-runner --example scale -- \
-//!     [--docs 100000,1000000] [--pairs 200000,2000000] [--dir DIR]
+//! cargo xtask bench scale [--docs 100000,1000000] [--pairs 200000,2000000] \
+//!     [--queries 5000] [--top-k 100] [--stages a,b] [--dir DIR] [--keep]
 //! ```
 //!
-//! - Corpus sizes (`--docs`): 384-d seeded unit vectors, 500 query vectors each with one
-//!   planted positive (a document near it) in the qrels; `retrieve.dense` (top 100) and
-//!   `mine.dense` (K = 100) search them.
+//! - Corpus sizes (`--docs`): 384-d seeded unit vectors, `--queries` query vectors each
+//!   with one planted positive (a document near it) in the qrels; `retrieve.dense` (top
+//!   `--top-k`) and `mine.dense` (K = `--top-k`) search them.
 //! - Pair sizes (`--pairs`): a fixed corpus of 100,000 document vectors, `pairs / 100`
 //!   queries with 100 mined candidates each (the planted positive at a random rank, scores
 //!   falling with rank) and one hidden relevant document per query; `train.adapter` (a
-//!   fixed budget of 200 steps of 512 pairs), `score.adapter`, `resample.rrra`,
-//!   `rerank.adapter` and `eval.fn_detection` run on them.
+//!   fixed budget of 200 steps of 512 pairs) and `score.adapter` run on them;
+//!   `resample.rrra`, `rerank.adapter` and `eval.fn_detection` on a generated `scored`
+//!   artifact of the same pairs (synthetic adapter scores), so each runs without the others.
+//! - `--stages` keeps only the named stages (a size none of them needs is not generated);
+//!   `--keep` keeps the generated data under `--dir` (default: the temp dir) and reuses it
+//!   on the next run.
 //!
 //! Peak RSS is the child's `VmHWM` (Linux), so each stage's number is its own.
 
@@ -24,16 +28,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use rrra_common::artifact::{artifact_rows, write_rows};
+use anyhow::{Context, Result, bail};
+use rrra_common::artifact::{ParquetSink, artifact_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
 use rrra_common::progress::Silent;
-use rrra_common::records::{Candidate, Qrel};
+use rrra_common::records::{Candidate, Qrel, Scored};
 use rrra_common::stage::{Stage, StageContext, output_path};
 use serde_json::{Value, json};
 
 const DIM: usize = 384;
-/// Queries of the corpus-search runs.
-const SEARCH_QUERIES: usize = 500;
 /// Documents of the pair runs, and candidates per query.
 const PAIR_DOCS: usize = 100_000;
 const PER_QUERY: usize = 100;
@@ -97,10 +100,10 @@ fn write_vectors(dir: &Path, queries: usize, docs: usize, planted: impl Fn(usize
 }
 
 /// The corpus-search inputs: vectors and one planted positive per query in the qrels.
-fn generate_search(dir: &Path, docs: usize) {
-    let stride = docs / SEARCH_QUERIES;
-    write_vectors(dir, SEARCH_QUERIES, docs, |q| q * stride);
-    let qrels = (0..SEARCH_QUERIES).map(|q| Qrel {
+fn generate_search(dir: &Path, docs: usize, queries: usize) {
+    let stride = docs / queries;
+    write_vectors(dir, queries, docs, |q| q * stride);
+    let qrels = (0..queries).map(|q| Qrel {
         query_id: q_id(q),
         doc_id: d_id(q * stride),
         relevance: 1,
@@ -118,9 +121,8 @@ fn generate_pairs(dir: &Path, pairs: usize) {
     let mut rng = Rng(11);
     let mut rows = Vec::with_capacity(PER_QUERY);
     let mut hidden = Vec::new();
-    let mut sink =
-        rrra_common::artifact::ParquetSink::<Candidate>::create(&dir.join("candidates.parquet"))
-            .unwrap();
+    let mut sink = ParquetSink::<Candidate>::create(&dir.join("candidates.parquet")).unwrap();
+    let mut scored = ParquetSink::<Scored>::create(&dir.join("scored.parquet")).unwrap();
     for q in 0..queries {
         rows.clear();
         // Distinct documents: the planted one, then a stride walk from a random start.
@@ -160,10 +162,27 @@ fn generate_pairs(dir: &Path, pairs: usize) {
             });
         }
         for c in rows.drain(..) {
+            // Adapter scores of the synthetic `scored` input: the positive and the hidden
+            // document look relevant (low s_fn for the positive, high for the hidden one).
+            let s_fn = match c.doc_id == hidden.last().expect("pushed").doc_id {
+                true => 0.7 + 0.3 * rng.uniform().abs(),
+                false if c.positive => 0.1 * rng.uniform().abs(),
+                false => 0.5 * rng.uniform().abs(),
+            };
+            let qa = c.score - 0.05 * f64::from(rng.uniform());
+            scored
+                .push(Scored {
+                    candidate: c.clone(),
+                    qa_score: qa,
+                    s_fn: f64::from(s_fn),
+                    p_rel: 1.0 - f64::from(s_fn),
+                })
+                .unwrap();
             sink.push(c).unwrap();
         }
     }
     sink.finish().unwrap();
+    scored.finish().unwrap();
     write_rows(&dir.join("hidden.parquet"), hidden).unwrap();
 }
 
@@ -199,20 +218,21 @@ fn run_stage<S: Stage>(
 }
 
 /// Runs one named stage in this process (the child side); prints `rows seconds`.
-fn stage(name: &str, dir: &Path) {
+fn stage(name: &str, dir: &Path, top_k: usize) {
     use rrra_adapter::{ScoreAdapter, TrainAdapter};
-    let scored = [("scored", "score_adapter/scored.parquet")];
+    // The downstream stages read the generated `scored` (so they run without score.adapter).
+    let scored = [("scored", "scored.parquet")];
     let (rows, seconds) = match name {
         "retrieve.dense" => run_stage::<rrra_retrieve::stages::RetrieveDense>(
             dir,
             "retrieve_dense",
-            json!({"top_k": 100}),
+            json!({"top_k": top_k}),
             &[("queries", "queries.parquet"), ("corpus", "docs.parquet")],
         ),
         "mine.dense" => run_stage::<rrra_mine::MineDense>(
             dir,
             "mine_dense",
-            json!({"k": 100}),
+            json!({"k": top_k}),
             &[
                 ("queries", "queries.parquet"),
                 ("corpus", "docs.parquet"),
@@ -285,10 +305,18 @@ struct Measured {
     peak_mib: f64,
 }
 
-fn child(dir: &Path, name: &str) -> Measured {
+fn child(dir: &Path, name: &str, top_k: usize) -> Measured {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--stage", name, "--dir"])
+        .args([
+            "bench",
+            "scale",
+            "--stage",
+            name,
+            "--top-k",
+            &top_k.to_string(),
+            "--dir",
+        ])
         .arg(dir)
         .output()
         .unwrap();
@@ -323,26 +351,54 @@ fn child(dir: &Path, name: &str) -> Measured {
     }
 }
 
-fn list(arg: Option<&String>, default: &[usize]) -> Vec<usize> {
-    arg.map_or(default.to_vec(), |a| {
-        a.split(',').map(|n| n.parse().expect("a count")).collect()
+fn list(arg: Option<&String>, default: &[usize]) -> Result<Vec<usize>> {
+    arg.map_or(Ok(default.to_vec()), |a| {
+        a.split(',')
+            .map(|n| n.parse().with_context(|| format!("{n:?} is not a count")))
+            .collect()
     })
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).map(|i| &args[i + 1]);
-    if let Some(name) = flag("--stage") {
-        let dir = PathBuf::from(flag("--dir").expect("--dir"));
-        stage(name, &dir);
+/// Generates the data of one size into `dir` unless `--keep` left it there (`done` marker).
+fn prepare(dir: &Path, what: &str, generate: impl FnOnce(&Path)) -> Result<()> {
+    let done = dir.join("done");
+    if done.exists() {
+        eprintln!("reusing {}", dir.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let clock = Instant::now();
+    generate(dir);
+    std::fs::write(&done, b"").with_context(|| format!("writing {}", done.display()))?;
+    eprintln!("generated {what} in {:.1} s", clock.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `bench scale ARGS`: the parent (sizes, table) or, with `--stage`, one child.
+pub fn run(args: &[String]) -> Result<()> {
+    let flag = |name: &str| -> Result<Option<&String>> {
+        match args.iter().position(|a| a == name) {
+            Some(i) => args
+                .get(i + 1)
+                .map(Some)
+                .with_context(|| format!("{name} needs a value")),
+            None => Ok(None),
+        }
+    };
+    let top_k = list(flag("--top-k")?, &[100])?[0];
+    if let Some(name) = flag("--stage")? {
+        let dir = PathBuf::from(flag("--dir")?.context("--dir")?);
+        stage(name, &dir, top_k);
         // The child's peak RSS, on the same line.
         println!("{}", vm_hwm_mib());
-        return;
+        return Ok(());
     }
-    let docs = list(flag("--docs"), &[100_000, 1_000_000]);
-    let pairs = list(flag("--pairs"), &[200_000, 2_000_000]);
-    let root = flag("--dir").map_or_else(|| std::env::temp_dir().join("rrra-scale"), PathBuf::from);
-    let mut table: Vec<(String, usize, Measured)> = Vec::new();
+    let docs = list(flag("--docs")?, &[100_000, 1_000_000])?;
+    let pairs = list(flag("--pairs")?, &[200_000, 2_000_000])?;
+    let queries = list(flag("--queries")?, &[5000])?[0];
+    let keep = args.iter().any(|a| a == "--keep");
+    let root =
+        flag("--dir")?.map_or_else(|| std::env::temp_dir().join("rrra-scale"), PathBuf::from);
     let search = ["retrieve.dense", "mine.dense"];
     let adapter = [
         "train.adapter",
@@ -351,33 +407,47 @@ fn main() {
         "rerank.adapter",
         "eval.fn_detection",
     ];
-    for &n in &docs {
-        let dir = root.join(format!("docs-{n}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let clock = Instant::now();
-        generate_search(&dir, n);
-        eprintln!(
-            "generated {n} docs in {:.1} s",
-            clock.elapsed().as_secs_f64()
-        );
-        for s in search {
-            table.push((s.to_string(), n, child(&dir, s)));
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
+    let chosen: Vec<&str> = match flag("--stages")? {
+        Some(s) => s.split(',').collect(),
+        None => search.iter().chain(&adapter).copied().collect(),
+    };
+    if let Some(bad) = chosen
+        .iter()
+        .find(|s| !search.contains(s) && !adapter.contains(s))
+    {
+        bail!("unknown stage {bad:?}; expected some of {search:?} {adapter:?}");
     }
-    for &n in &pairs {
-        let dir = root.join(format!("pairs-{n}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let clock = Instant::now();
-        generate_pairs(&dir, n);
-        eprintln!(
-            "generated {n} pairs in {:.1} s",
-            clock.elapsed().as_secs_f64()
-        );
-        for s in adapter {
-            table.push((s.to_string(), n, child(&dir, s)));
+    let mut table: Vec<(String, usize, Measured)> = Vec::new();
+    let groups = [
+        (&search[..], &docs, "docs"),
+        (&adapter[..], &pairs, "pairs"),
+    ];
+    for (stages, sizes, what) in groups {
+        let stages: Vec<&str> = stages
+            .iter()
+            .copied()
+            .filter(|s| chosen.contains(s))
+            .collect();
+        if stages.is_empty() {
+            continue;
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        for &n in sizes.iter() {
+            let dir = match what {
+                "docs" => root.join(format!("docs-{n}-q{queries}")),
+                _ => root.join(format!("pairs-{n}")),
+            };
+            prepare(&dir, &format!("{n} {what}"), |dir| match what {
+                "docs" => generate_search(dir, n, queries),
+                _ => generate_pairs(dir, n),
+            })?;
+            for s in &stages {
+                table.push((s.to_string(), n, child(&dir, s, top_k)));
+            }
+            if !keep {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+        }
     }
     println!(
         "| stage | input size | rows | seconds | rows/s | peak RSS MiB | RSS growth | time growth |"
@@ -400,4 +470,5 @@ fn main() {
             growth(|m| m.seconds),
         );
     }
+    Ok(())
 }
