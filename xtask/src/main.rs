@@ -449,12 +449,13 @@ fn run(
         eprintln!(
             "\n{} task{} planned for stage(s) {} (one task file a line in {}); run them \
              (`cargo xtask exec-part TASK.json`, or deploy/slurm/array.sbatch, \
-             deploy/k8s/indexed-job.yaml), then `run {} --executor collect`",
+             deploy/k8s/indexed-job.yaml), then `run {} --data-dir {} --executor collect`",
             planned.tasks.len(),
             if planned.tasks.len() == 1 { "" } else { "s" },
             planned.stages.join(", "),
             planned.index.display(),
-            file.display()
+            file.display(),
+            data_dir.display()
         );
         println!("{}", planned.index.display());
         return Ok(());
