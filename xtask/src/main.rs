@@ -11,6 +11,7 @@ mod killloop;
 mod kinds;
 mod progress;
 mod python;
+mod ray;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -46,9 +47,19 @@ enum Command {
         only: Vec<String>,
         /// Where parts of split stages are computed: `local` (here), `plan` (write one
         /// task file per part not done and stop before them), `collect` (merge finished
-        /// parts, refusing while some are not done, then go on as `plan`).
+        /// parts, refusing while some are not done, then go on as `plan`), `ray` (plan,
+        /// run the tasks as Ray tasks through deploy/ray/rrra_ray.py, collect; repeat).
         #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
         executor: ExecutorArg,
+        /// The Ray cluster of `--executor ray` (default: a local instance).
+        #[arg(long)]
+        address: Option<String>,
+        /// CPUs of the local Ray instance (`--executor ray` without `--address`).
+        #[arg(long)]
+        ray_cpus: Option<u32>,
+        /// The Python with `ray` installed (default: `$RRRA_PYTHON`, else `python3`).
+        #[arg(long)]
+        python: Option<PathBuf>,
         /// CPUs each planned task asks for.
         #[arg(long, default_value_t = 1)]
         task_cpus: u32,
@@ -230,21 +241,30 @@ fn real_main() -> Result<()> {
             seed,
             only,
             executor,
+            address,
+            ray_cpus,
+            python,
             task_cpus,
             task_gpus,
             task_memory_mb,
-        } => run(
-            &file,
-            data_dir,
-            seed,
-            &only,
-            executor.into(),
-            &rrra_runner::tasks::Resources {
+        } => {
+            let resources = rrra_runner::tasks::Resources {
                 cpus: task_cpus,
                 gpus: task_gpus,
                 memory_mb: task_memory_mb,
-            },
-        ),
+            };
+            match executor {
+                ExecutorArg::Ray => ray::run(
+                    &ray::Ray {
+                        address,
+                        cpus: ray_cpus,
+                        python,
+                    },
+                    &mut |executor| run(&file, data_dir.clone(), seed, &only, executor, &resources),
+                ),
+                other => run(&file, data_dir, seed, &only, other.into(), &resources).map(|_| ()),
+            }
+        }
         Command::ExecPart { task, index } => exec_part(task, index),
         Command::Status {
             file,
@@ -359,6 +379,7 @@ enum ExecutorArg {
     Local,
     Plan,
     Collect,
+    Ray,
 }
 
 impl From<ExecutorArg> for rrra_runner::Executor {
@@ -367,6 +388,7 @@ impl From<ExecutorArg> for rrra_runner::Executor {
             ExecutorArg::Local => rrra_runner::Executor::Local,
             ExecutorArg::Plan => rrra_runner::Executor::Plan,
             ExecutorArg::Collect => rrra_runner::Executor::Collect,
+            ExecutorArg::Ray => unreachable!("ray plans and collects"),
         }
     }
 }
@@ -401,7 +423,7 @@ fn run(
     only: &[String],
     executor: rrra_runner::Executor,
     resources: &rrra_runner::tasks::Resources,
-) -> Result<()> {
+) -> Result<Option<PathBuf>> {
     let start = Instant::now();
     let mut p = load(file, seed)?;
     if !only.is_empty() {
@@ -458,7 +480,7 @@ fn run(
             data_dir.display()
         );
         println!("{}", planned.index.display());
-        return Ok(());
+        return Ok(Some(planned.index));
     }
     let done: Vec<rrra_runner::Done> = done.into_iter().flatten().collect();
     let ran = done.iter().filter(|d| d.ran).count();
@@ -469,7 +491,7 @@ fn run(
         done.len() - ran,
         start.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(None)
 }
 
 /// One table with a row per `eval.trec` stage, then every other stage's own table.
