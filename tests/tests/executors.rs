@@ -14,77 +14,11 @@ use rrra_common::progress::Silent;
 use rrra_runner::tasks::{Executed, Resources, array_index, exec_part, task_at};
 use rrra_runner::{Check, Event, Executor, Pipeline, RunError, State};
 
-/// A small BEIR folder from the shipped SciFact: 300 documents, 40 queries, one qrel each.
-fn beir(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/scifact");
-    let src = if src.exists() {
-        src
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/scifact")
-    };
-    let out = dir.join("beir");
-    std::fs::create_dir_all(out.join("qrels")).unwrap();
-    let take = |file: &str, n: usize| -> Vec<String> {
-        std::fs::read_to_string(src.join(file))
-            .unwrap()
-            .lines()
-            .take(n)
-            .map(str::to_string)
-            .collect()
-    };
-    let docs = take("corpus.jsonl", 300);
-    let queries = take("queries.jsonl", 40);
-    let id = |line: &str| -> String {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        v["_id"].as_str().unwrap().to_string()
-    };
-    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
-    for (i, q) in queries.iter().enumerate() {
-        qrels.push_str(&format!("{}\t{}\t1\n", id(q), id(&docs[i * 7])));
-    }
-    std::fs::write(out.join("corpus.jsonl"), docs.join("\n") + "\n").unwrap();
-    std::fs::write(out.join("queries.jsonl"), queries.join("\n") + "\n").unwrap();
-    std::fs::write(out.join("qrels/test.tsv"), qrels).unwrap();
-    out
-}
+/// The model folder the integration tests share.
+const MODELS: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
 
-fn model() -> PathBuf {
-    const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
-    rrra_encoder::resolve_model(rrra_encoder::MINILM_L6, Path::new(CACHE), &Silent)
-        .unwrap_or_else(|e| panic!("fetching the model: {e}"))
-}
-
-/// ingest -> encode documents (4 parts of 80 rows; 300 rows) and queries (unsplit) ->
-/// mine (4 parts of 11 queries; 40 queries).
 fn pipeline(dir: &Path) -> Pipeline {
-    let beir = beir(dir);
-    let model = model();
-    let text = format!(
-        "name: tiny-split
-seed: 7
-stages:
-  - id: beir
-    kind: ingest.beir
-    params: {{path: {beir}, split: test}}
-  - id: docs
-    kind: encode.bert
-    inputs: {{corpus: beir.corpus}}
-    params: {{model: {model}, max_len: 32, batch_size: 8, sort_window: 16, part_rows: 80}}
-  - id: queries
-    kind: encode.bert
-    inputs: {{queries: beir.queries}}
-    params: {{model: {model}, max_len: 32, batch_size: 8, sort_window: 16}}
-  - id: mine
-    kind: mine.dense
-    inputs: {{queries: queries.embeddings, corpus: docs.embeddings, qrels: beir.qrels}}
-    params: {{k: 20, part_queries: 11}}
-",
-        beir = beir.display(),
-        model = model.display()
-    );
-    let file = dir.join("tiny-split.yaml");
-    std::fs::write(&file, &text).unwrap();
-    Pipeline::parse(&file, &text).unwrap()
+    Pipeline::load(&rrra_tests::tiny_split(dir, Path::new(MODELS))).unwrap()
 }
 
 /// Stage id → (output port → blake3) of a finished run.
