@@ -40,7 +40,7 @@ pub enum RunError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("another rrra run holds the cache lock {}", .0.display())]
+    #[error("cannot take the cache lock {}", .0.display())]
     Locked(PathBuf),
     #[error("stage {id:?}: part(s) {} of {parts} not done (no part file in {}); run their tasks (listed in {}) and collect again", list(.missing), dir.display(), index.display())]
     PartsMissing {
