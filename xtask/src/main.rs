@@ -445,6 +445,12 @@ fn run(
         resources,
         &bars,
         &mut |event| match event {
+            Event::Deferred {
+                id,
+                kind,
+                missing,
+                parts,
+            } => eprintln!("  ~ {id:<20} {kind:<18} {missing} of {parts} parts left to tasks"),
             Event::Waiting(lock) => eprintln!(
                 "  waiting for another run to release the cache lock {}",
                 lock.display()

@@ -121,6 +121,14 @@ pub enum Event<'a> {
         kind: &'a str,
         manifest: &'a Manifest,
     },
+    /// A split stage stopped before its merge: `missing` of its `parts` are left to other
+    /// processes ([`Executor::Plan`] / [`Executor::Collect`]).
+    Deferred {
+        id: &'a str,
+        kind: &'a str,
+        missing: usize,
+        parts: usize,
+    },
 }
 
 /// The completed state of one stage.
@@ -290,7 +298,15 @@ pub fn run_with(
             Err(RunError::Stage {
                 error: rrra_common::Error::Deferred(split),
                 ..
-            }) if mode == Mode::Defer => deferred.push((at, key, *split)),
+            }) if mode == Mode::Defer => {
+                (runner.on)(Event::Deferred {
+                    id: &node.id,
+                    kind,
+                    missing: split.missing.len(),
+                    parts: split.count(),
+                });
+                deferred.push((at, key, *split));
+            }
             other => other?,
         }
     }

@@ -26,7 +26,9 @@ pub const TASK_FORMAT: u32 = 1;
 /// What a task asks of the machine that runs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
+    /// CPU cores.
     pub cpus: u32,
+    /// GPUs (a scheduler gives each task its own, e.g. Ray's `CUDA_VISIBLE_DEVICES`).
     pub gpus: u32,
     /// Memory in MiB, when known.
     pub memory_mb: Option<u64>,
@@ -35,19 +37,26 @@ pub struct Resources {
 /// One part of a split stage, as `task.json` holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
+    /// [`TASK_FORMAT`].
     pub format: u32,
+    /// The pipeline's name and the stage's id in it.
     pub pipeline: String,
     pub stage_id: String,
+    /// The stage kind and its implementation version (a build of another version refuses
+    /// the task).
     pub kind: String,
     pub version: u32,
+    /// The cache key of the entry the parts make up.
     pub cache_key: String,
     /// The params as written in the pipeline (part sizes included).
     pub params: serde_json::Value,
+    /// The pipeline seed.
     pub seed: u64,
     /// Input port → artifact file.
     pub inputs: BTreeMap<String, PathBuf>,
     /// The folder relative paths in params resolve against.
     pub base_dir: PathBuf,
+    /// The cache root (shared models live under it).
     pub cache_dir: PathBuf,
     /// The cache entry's work folder, which holds the parts.
     pub work_dir: PathBuf,
@@ -61,18 +70,22 @@ pub struct Task {
     pub output: PathBuf,
     /// The marker written after the part file.
     pub done: PathBuf,
+    /// What it asks of the machine.
     pub resources: Resources,
 }
 
 /// What `done.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DoneMarker {
+    /// The part and its file, with the file's size and blake3.
     pub part: usize,
     pub output: PathBuf,
     pub bytes: u64,
     pub blake3: String,
+    /// The host and process that computed it.
     pub host: String,
     pub pid: u32,
+    /// Seconds from the stage's start (model loading included) to the part file.
     pub elapsed_s: f64,
 }
 
