@@ -12,6 +12,7 @@ mod killloop;
 mod kinds;
 mod progress;
 mod python;
+mod ray;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,40 @@ enum Command {
         /// Run only these stages (comma-separated ids) and the stages they depend on.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Where parts of split stages are computed: `local` (here), `plan` (write one
+        /// task file per part not done and stop before them), `collect` (merge finished
+        /// parts, refusing while some are not done, then go on as `plan`), `ray` (plan,
+        /// run the tasks as Ray tasks through deploy/ray/rrra_ray.py, collect; repeat).
+        #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+        executor: ExecutorArg,
+        /// The Ray cluster of `--executor ray` (default: a local instance).
+        #[arg(long)]
+        address: Option<String>,
+        /// CPUs of the local Ray instance (`--executor ray` without `--address`).
+        #[arg(long)]
+        ray_cpus: Option<u32>,
+        /// The Python with `ray` installed (default: `$RRRA_PYTHON`, else `python3`).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// CPUs each planned task asks for.
+        #[arg(long, default_value_t = 1)]
+        task_cpus: u32,
+        /// GPUs each planned task asks for (at least 1 for a stage with a GPU `backend`).
+        #[arg(long, default_value_t = 0)]
+        task_gpus: u32,
+        /// Memory (MiB) each planned task asks for.
+        #[arg(long)]
+        task_memory_mb: Option<u64>,
+    },
+    /// Run one planned part: `TASK.json`, or with `--index FILE` the task on line
+    /// `$SLURM_ARRAY_TASK_ID` (else `$JOB_COMPLETION_INDEX`) of a plan's index file.
+    ExecPart {
+        /// A `task.json` written by `run --executor plan`.
+        #[arg(required_unless_present = "index")]
+        task: Option<PathBuf>,
+        /// A plan's index file (`<cache>/pipelines/<name>.tasks`).
+        #[arg(long, conflicts_with = "task")]
+        index: Option<PathBuf>,
     },
     /// Show each stage as Fresh, Stale or Missing.
     Status {
@@ -207,7 +242,32 @@ fn real_main() -> Result<()> {
             data_dir,
             seed,
             only,
-        } => run(&file, data_dir, seed, &only),
+            executor,
+            address,
+            ray_cpus,
+            python,
+            task_cpus,
+            task_gpus,
+            task_memory_mb,
+        } => {
+            let resources = rrra_runner::tasks::Resources {
+                cpus: task_cpus,
+                gpus: task_gpus,
+                memory_mb: task_memory_mb,
+            };
+            match executor {
+                ExecutorArg::Ray => ray::run(
+                    &ray::Ray {
+                        address,
+                        cpus: ray_cpus,
+                        python,
+                    },
+                    &mut |executor| run(&file, data_dir.clone(), seed, &only, executor, &resources),
+                ),
+                other => run(&file, data_dir, seed, &only, other.into(), &resources).map(|_| ()),
+            }
+        }
+        Command::ExecPart { task, index } => exec_part(task, index),
         Command::Status {
             file,
             data_dir,
@@ -316,7 +376,57 @@ fn load(file: &Path, seed: Option<u64>) -> Result<Pipeline> {
     Ok(p)
 }
 
-fn run(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, only: &[String]) -> Result<()> {
+/// `--executor` of `run`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ExecutorArg {
+    Local,
+    Plan,
+    Collect,
+    Ray,
+}
+
+impl From<ExecutorArg> for rrra_runner::Executor {
+    fn from(e: ExecutorArg) -> Self {
+        match e {
+            ExecutorArg::Local => rrra_runner::Executor::Local,
+            ExecutorArg::Plan => rrra_runner::Executor::Plan,
+            ExecutorArg::Collect => rrra_runner::Executor::Collect,
+            ExecutorArg::Ray => unreachable!("ray plans and collects"),
+        }
+    }
+}
+
+fn exec_part(task: Option<PathBuf>, index: Option<PathBuf>) -> Result<()> {
+    let task = match (task, index) {
+        (Some(task), _) => task,
+        (None, Some(index)) => {
+            let i = rrra_runner::tasks::array_index(|name| std::env::var(name).ok())?;
+            rrra_runner::tasks::task_at(&index, i)?
+        }
+        (None, None) => unreachable!("clap requires a task or --index"),
+    };
+    let start = Instant::now();
+    let bars = progress::Bars::new();
+    let what = match rrra_runner::tasks::exec_part(&task, &bars)? {
+        rrra_runner::tasks::Executed::Computed => "computed",
+        rrra_runner::tasks::Executed::AlreadyDone => "already done",
+    };
+    eprintln!(
+        "{}: {what} in {:.2}s",
+        task.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run(
+    file: &Path,
+    data_dir: Option<PathBuf>,
+    seed: Option<u64>,
+    only: &[String],
+    executor: rrra_runner::Executor,
+    resources: &rrra_runner::tasks::Resources,
+) -> Result<Option<PathBuf>> {
     let start = Instant::now();
     let mut p = load(file, seed)?;
     if !only.is_empty() {
@@ -331,24 +441,57 @@ fn run(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, only: &[String
         data_dir.join("cache").display()
     );
     let bars = progress::Bars::new();
-    let done = rrra_runner::run(&p, &data_dir, &bars, &mut |event| match event {
-        Event::Swept(n) => eprintln!(
-            "  removed {n} scratch director{} of an interrupted run",
-            if n == 1 { "y" } else { "ies" }
-        ),
-        Event::Cached { id, kind } => eprintln!("  = {id:<20} {kind:<18} cached"),
-        Event::Damaged { id, reason } => {
-            eprintln!("  ! {id:<20} cache entry damaged ({reason}), recomputing")
-        }
-        Event::Started { id, kind } => eprintln!("  > {id:<20} {kind:<18} running"),
-        Event::Finished { id, kind, manifest } => {
-            let rows: u64 = manifest.outputs.values().map(|o| o.rows).sum();
-            eprintln!(
-                "  + {id:<20} {kind:<18} done in {:.1}s ({rows} rows)",
-                manifest.elapsed_s
-            )
-        }
-    })?;
+    let (done, planned) = rrra_runner::run_with(
+        &p,
+        &data_dir,
+        executor,
+        resources,
+        &bars,
+        &mut |event| match event {
+            Event::Deferred {
+                id,
+                kind,
+                missing,
+                parts,
+            } => eprintln!("  ~ {id:<20} {kind:<18} {missing} of {parts} parts left to tasks"),
+            Event::Waiting(lock) => eprintln!(
+                "  waiting for another run to release the cache lock {}",
+                lock.display()
+            ),
+            Event::Swept(n) => eprintln!(
+                "  removed {n} scratch director{} of an interrupted run",
+                if n == 1 { "y" } else { "ies" }
+            ),
+            Event::Cached { id, kind } => eprintln!("  = {id:<20} {kind:<18} cached"),
+            Event::Damaged { id, reason } => {
+                eprintln!("  ! {id:<20} cache entry damaged ({reason}), recomputing")
+            }
+            Event::Started { id, kind } => eprintln!("  > {id:<20} {kind:<18} running"),
+            Event::Finished { id, kind, manifest } => {
+                let rows: u64 = manifest.outputs.values().map(|o| o.rows).sum();
+                eprintln!(
+                    "  + {id:<20} {kind:<18} done in {:.1}s ({rows} rows)",
+                    manifest.elapsed_s
+                )
+            }
+        },
+    )?;
+    if let Some(planned) = planned {
+        eprintln!(
+            "\n{} task{} planned for stage(s) {} (one task file a line in {}); run them \
+             (`cargo xtask exec-part TASK.json`, or deploy/slurm/array.sbatch, \
+             deploy/k8s/indexed-job.yaml), then `run {} --data-dir {} --executor collect`",
+            planned.tasks.len(),
+            if planned.tasks.len() == 1 { "" } else { "s" },
+            planned.stages.join(", "),
+            planned.index.display(),
+            file.display(),
+            data_dir.display()
+        );
+        println!("{}", planned.index.display());
+        return Ok(Some(planned.index));
+    }
+    let done: Vec<rrra_runner::Done> = done.into_iter().flatten().collect();
     let ran = done.iter().filter(|d| d.ran).count();
     print_results(&done);
     eprintln!(
@@ -357,7 +500,7 @@ fn run(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, only: &[String
         done.len() - ran,
         start.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(None)
 }
 
 /// One table with a row per `eval.trec` stage, then every other stage's own table.

@@ -29,6 +29,10 @@ pub enum Error {
     /// Anything else a stage rejects (bad parameter combination, inconsistent inputs).
     #[error("{0}")]
     Invalid(String),
+    /// A split stage stopped before its merge because parts are left to other processes
+    /// (see [`crate::parts::Mode`]); not a failure of the stage.
+    #[error("{} of {} parts of {} are left to other processes", .0.missing.len(), .0.count(), .0.dir.display())]
+    Deferred(Box<crate::parts::Split>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

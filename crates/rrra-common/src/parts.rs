@@ -6,7 +6,13 @@
 //! resumes at the first missing part. [`Parts::compute`] skips the parts already on disk;
 //! [`concat_rows`] and [`concat_embeddings`] stream the parts through one sink, so the
 //! merged file has the record batches, row groups and therefore bytes of an unsplit run.
+//!
+//! Other processes may compute the parts: under [`with_mode`]`(`[`Mode::Defer`]`, ..)` a
+//! stage whose parts are not all on disk stops with [`Error::Deferred`] describing them
+//! (a [`Split`]) instead of computing them, and under [`Mode::Only`]`(i)` it computes part
+//! `i` alone and stops the same way, leaving the merge to the runner.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -30,6 +36,69 @@ struct Layout {
     unit: String,
     size: u64,
     total: u64,
+}
+
+/// How [`Parts::compute`] treats the parts of this thread's stage run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Compute every missing part here (the default).
+    #[default]
+    Local,
+    /// Compute nothing; when a part is missing, stop with [`Error::Deferred`].
+    Defer,
+    /// Compute part `i` only (unless on disk), then stop with [`Error::Deferred`].
+    Only(usize),
+}
+
+thread_local! {
+    static MODE: Cell<Mode> = const { Cell::new(Mode::Local) };
+}
+
+/// Runs `f` with [`Parts::compute`] in `mode` on this thread (restored afterwards).
+pub fn with_mode<T>(mode: Mode, f: impl FnOnce() -> T) -> T {
+    struct Restore(Mode);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MODE.with(|m| m.set(self.0));
+        }
+    }
+    let _restore = Restore(MODE.with(|m| m.replace(mode)));
+    f()
+}
+
+/// The parts of a stage left to other processes: what [`Error::Deferred`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// The parts folder (`<work_dir>/parts/<name>`).
+    pub dir: PathBuf,
+    /// The output the parts make up (the folder's name).
+    pub name: String,
+    /// What the parts count (`rows`, `queries`, ...).
+    pub unit: String,
+    /// Units per part.
+    pub size: u64,
+    /// Units in all.
+    pub total: u64,
+    /// The parts whose file is not on disk, in order.
+    pub missing: Vec<usize>,
+}
+
+impl Split {
+    /// The number of parts.
+    pub fn count(&self) -> usize {
+        self.total.div_ceil(self.size) as usize
+    }
+
+    /// The units of part `i`.
+    pub fn range(&self, i: usize) -> Range<u64> {
+        let start = i as u64 * self.size;
+        start..(start + self.size).min(self.total)
+    }
+
+    /// The file of part `i`.
+    pub fn file(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("part-{i:05}.parquet"))
+    }
 }
 
 /// The parts of one output: `total` units cut every `size` units.
@@ -107,9 +176,27 @@ impl Parts {
         self.dir.join(format!("part-{i:05}.parquet"))
     }
 
+    /// This output's parts, with `missing` ones.
+    fn split(&self, missing: Vec<usize>) -> Split {
+        Split {
+            dir: self.dir.clone(),
+            name: self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            unit: self.layout.unit.clone(),
+            size: self.layout.size,
+            total: self.layout.total,
+            missing,
+        }
+    }
+
     /// Computes every part whose file is missing, in order: `f(range, file)` must write
     /// `file` atomically (the sinks write a temp file and rename). Each part runs inside a
-    /// progress task labelled `"<label> part i/n"`.
+    /// progress task labelled `"<label> part i/n"`. Under [`Mode::Defer`] or
+    /// [`Mode::Only`] (see [`with_mode`]) it computes at most one part and returns
+    /// [`Error::Deferred`] unless every part is on disk.
     pub fn compute(
         &self,
         progress: &dyn Progress,
@@ -117,6 +204,36 @@ impl Parts {
         mut f: impl FnMut(Range<u64>, &Path) -> Result<()>,
     ) -> Result<Computed> {
         let n = self.count();
+        let mode = MODE.with(Cell::get);
+        if mode != Mode::Local {
+            if let Mode::Only(i) = mode {
+                if i >= n {
+                    return Err(Error::Invalid(format!(
+                        "part {i} asked of {}, which has {n} parts",
+                        self.dir.display()
+                    )));
+                }
+                if !self.file(i).is_file() {
+                    let range = self.range(i);
+                    let task = progress.task(
+                        &format!("{label} part {}/{n}", i + 1),
+                        Some(range.end - range.start),
+                    );
+                    // Several processes may compute the same part (a retried task whose
+                    // first try still runs): each writes its own file, renamed into place.
+                    let own = self
+                        .dir
+                        .join(format!("part-{i:05}.{}.parquet", scratch_tag()));
+                    f(range.clone(), &own)?;
+                    std::fs::rename(&own, self.file(i)).map_err(|e| Error::io(&own, e))?;
+                    task.inc(range.end - range.start);
+                }
+            }
+            let missing: Vec<usize> = (0..n).filter(|&i| !self.file(i).is_file()).collect();
+            if !missing.is_empty() || matches!(mode, Mode::Only(_)) {
+                return Err(Error::Deferred(Box::new(self.split(missing))));
+            }
+        }
         let mut cached = 0;
         let mut files = Vec::with_capacity(n);
         for i in 0..n {
@@ -136,6 +253,23 @@ impl Parts {
         }
         Ok(Computed { files, cached })
     }
+}
+
+/// `<host>-<pid>-<n>`, `n` counting the calls: names a file no other writer (another
+/// host, process or thread) uses.
+pub fn scratch_tag() -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{host}-{}-{n}", std::process::id())
 }
 
 fn pq(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Error + '_ {

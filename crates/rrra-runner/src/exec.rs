@@ -4,6 +4,11 @@
 //! killed at any moment therefore resumes from the last completed stage. Cached entries
 //! are checked by size and mtime; those a computed stage reads are re-hashed first, and a
 //! damaged entry is reported with its path and recomputed.
+//!
+//! [`run_with`] can leave the parts of split stages to other processes:
+//! [`Executor::Plan`] writes their tasks ([`crate::tasks`]) and stops before them;
+//! [`Executor::Collect`] merges the parts once every one is done and goes on.
+//! One run at a time holds a cache; a second waits for the lock ([`Event::Waiting`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,11 +17,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rrra_common::artifact::{artifact_rows, hash_path, stamp_path};
 use rrra_common::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, OutputEntry};
+use rrra_common::parts::{Mode, Split, with_mode};
 use rrra_common::progress::Progress;
 use rrra_common::stage::{StageContext, output_path};
 
 use crate::cache::{Cache, Check, Entry, KeyParts};
 use crate::pipeline::{Pipeline, StageNode};
+use crate::tasks::Resources;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -33,8 +40,52 @@ pub enum RunError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("another rrra run holds the cache lock {}", .0.display())]
+    #[error("cannot take the cache lock {}", .0.display())]
     Locked(PathBuf),
+    #[error("stage {id:?}: part(s) {} of {parts} not done (no part file in {}); run their tasks (listed in {}) and collect again", list(.missing), dir.display(), index.display())]
+    PartsMissing {
+        id: String,
+        missing: Vec<usize>,
+        parts: usize,
+        dir: PathBuf,
+        index: PathBuf,
+    },
+    #[error(transparent)]
+    Task(#[from] crate::tasks::TaskError),
+}
+
+/// `0, 3, 4` (at most 20 listed).
+fn list(parts: &[usize]) -> String {
+    let mut s: Vec<String> = parts.iter().take(20).map(usize::to_string).collect();
+    if parts.len() > 20 {
+        s.push(format!("... ({} in all)", parts.len()));
+    }
+    s.join(", ")
+}
+
+/// Where the parts of split stages are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Executor {
+    /// Here, in this process (the default).
+    #[default]
+    Local,
+    /// Elsewhere: compute every stage that needs no missing part, write the tasks of the
+    /// parts not done, and stop before the stages that wait on them.
+    Plan,
+    /// Merge the parts of planned stages (refusing while one is not done), then go on as
+    /// `Plan` does.
+    Collect,
+}
+
+/// What [`run_with`] left for other processes.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The index file: one task file a line.
+    pub index: PathBuf,
+    /// The task files of the parts not done.
+    pub tasks: Vec<PathBuf>,
+    /// The stages whose parts are planned, by id.
+    pub stages: Vec<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -49,6 +100,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 pub enum Event<'a> {
     /// Scratch directories of interrupted runs were removed.
     Swept(usize),
+    /// Another run holds the cache lock (this path); this one waits for it.
+    Waiting(&'a Path),
     Cached {
         id: &'a str,
         kind: &'a str,
@@ -67,6 +120,14 @@ pub enum Event<'a> {
         id: &'a str,
         kind: &'a str,
         manifest: &'a Manifest,
+    },
+    /// A split stage stopped before its merge: `missing` of its `parts` are left to other
+    /// processes ([`Executor::Plan`] / [`Executor::Collect`]).
+    Deferred {
+        id: &'a str,
+        kind: &'a str,
+        missing: usize,
+        parts: usize,
     },
 }
 
@@ -144,6 +205,32 @@ pub fn run(
     progress: &dyn Progress,
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<Vec<Done>, RunError> {
+    let (done, _) = run_with(
+        p,
+        data_dir,
+        Executor::Local,
+        &Resources::default(),
+        progress,
+        on,
+    )?;
+    Ok(done
+        .into_iter()
+        .map(|d| d.expect("every stage done"))
+        .collect())
+}
+
+/// [`run`] with the parts of split stages computed by `executor`; `resources` go into
+/// planned tasks (`gpus` 0 there: 1 for a stage whose `backend` param is not `cpu`).
+/// Returns each stage's state (`None`: waits on planned parts) and, when parts were left
+/// to other processes, what was planned.
+pub fn run_with(
+    p: &Pipeline,
+    data_dir: &Path,
+    executor: Executor,
+    resources: &Resources,
+    progress: &dyn Progress,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<(Vec<Option<Done>>, Option<Planned>), RunError> {
     let cache = Cache::new(data_dir);
     std::fs::create_dir_all(cache.root()).map_err(io(cache.root()))?;
     let lock_path = cache.root().join(".lock");
@@ -154,8 +241,11 @@ pub fn run(
         Err(e) if read_only(&e) => File::open(&lock_path).ok(),
         Err(e) => return Err(io(&lock_path)(e)),
     };
-    if let Some(lock) = &lock {
-        lock.try_lock()
+    if let Some(lock) = &lock
+        && lock.try_lock().is_err()
+    {
+        on(Event::Waiting(&lock_path));
+        lock.lock()
             .map_err(|_| RunError::Locked(lock_path.clone()))?;
     }
     let swept = cache.sweep_temp().map_err(io(cache.root()))?;
@@ -171,8 +261,18 @@ pub fn run(
         done: Vec::with_capacity(p.stages.len()),
         verified: Vec::with_capacity(p.stages.len()),
     };
+    let mode = match executor {
+        Executor::Local => Mode::Local,
+        Executor::Plan | Executor::Collect => Mode::Defer,
+    };
+    let mut deferred: Vec<(usize, String, Split)> = Vec::new();
     for (at, node) in p.stages.iter().enumerate() {
-        let (key, ..) = key_of(p, node, &runner.done)?.expect("inputs run first");
+        let Some((key, ..)) = key_of(p, node, &runner.done)? else {
+            // It waits on a stage whose parts are left to other processes.
+            runner.done.push(None);
+            runner.verified.push(false);
+            continue;
+        };
         let kind = node.stage.kind();
         match cache.check(kind, &key, Check::Quick) {
             Entry::Fresh(manifest) => {
@@ -194,14 +294,134 @@ pub fn run(
         }
         runner.done.push(None);
         runner.verified.push(false);
-        runner.compute(at)?;
+        match with_mode(mode, || runner.compute(at)) {
+            Err(RunError::Stage {
+                error: rrra_common::Error::Deferred(split),
+                ..
+            }) if mode == Mode::Defer => {
+                (runner.on)(Event::Deferred {
+                    id: &node.id,
+                    kind,
+                    missing: split.missing.len(),
+                    parts: split.count(),
+                });
+                deferred.push((at, key, *split));
+            }
+            other => other?,
+        }
     }
+    let planned = if deferred.is_empty() {
+        None
+    } else {
+        Some(plan(
+            p,
+            &cache,
+            &runner.done,
+            &deferred,
+            executor,
+            resources,
+        )?)
+    };
     drop(lock);
-    Ok(runner
-        .done
-        .into_iter()
-        .map(|d| d.expect("every stage done"))
-        .collect())
+    Ok((runner.done, planned))
+}
+
+/// Writes the tasks of the parts not done of the `deferred` stages and the index file;
+/// under [`Executor::Collect`], refuses first when a stage planned before has parts not done.
+fn plan(
+    p: &Pipeline,
+    cache: &Cache,
+    done: &[Option<Done>],
+    deferred: &[(usize, String, Split)],
+    executor: Executor,
+    resources: &Resources,
+) -> Result<Planned, RunError> {
+    let root = std::path::absolute(cache.root()).map_err(io(cache.root()))?;
+    let index = crate::tasks::index_path(&root, &p.name);
+    if executor == Executor::Collect {
+        for (at, key, split) in deferred {
+            let node = &p.stages[*at];
+            let work = cache.work_dir(node.stage.kind(), key);
+            if work.join("tasks").is_dir() {
+                return Err(RunError::PartsMissing {
+                    id: node.id.clone(),
+                    missing: split.missing.clone(),
+                    parts: split.count(),
+                    dir: split.dir.clone(),
+                    index,
+                });
+            }
+        }
+    }
+    let mut tasks = Vec::new();
+    let mut stages = Vec::new();
+    for (at, key, split) in deferred {
+        let node = &p.stages[*at];
+        let kind = node.stage.kind();
+        let work = std::path::absolute(cache.work_dir(kind, key)).map_err(io(cache.root()))?;
+        let split = Split {
+            dir: std::path::absolute(&split.dir).map_err(io(&split.dir))?,
+            ..split.clone()
+        };
+        let inputs = input_files(node, done)
+            .into_iter()
+            .map(|(port, f)| Ok((port, std::path::absolute(&f).map_err(io(&f))?)))
+            .collect::<Result<BTreeMap<_, _>, RunError>>()?;
+        let gpu = node
+            .prepared
+            .params
+            .get("backend")
+            .and_then(|b| b.as_str())
+            .is_some_and(|b| b != "cpu");
+        for &part in &split.missing {
+            let range = split.range(part);
+            let task = crate::tasks::Task {
+                format: crate::tasks::TASK_FORMAT,
+                pipeline: p.name.clone(),
+                stage_id: node.id.clone(),
+                kind: kind.to_string(),
+                version: node.stage.version(),
+                cache_key: key.clone(),
+                params: node.prepared.raw.clone(),
+                seed: p.seed,
+                inputs: inputs.clone(),
+                base_dir: std::path::absolute(&p.base_dir).map_err(io(&p.base_dir))?,
+                cache_dir: root.clone(),
+                work_dir: work.clone(),
+                part,
+                parts: split.count(),
+                unit: split.unit.clone(),
+                start: range.start,
+                end: range.end,
+                output: split.file(part),
+                done: crate::tasks::task_dir(&work, part).join("done.json"),
+                resources: Resources {
+                    gpus: resources.gpus.max(u32::from(gpu)),
+                    ..resources.clone()
+                },
+            };
+            tasks.push(task.write()?);
+        }
+        stages.push(node.id.clone());
+    }
+    crate::tasks::write_index(&index, &tasks)?;
+    Ok(Planned {
+        index,
+        tasks,
+        stages,
+    })
+}
+
+/// Input port → artifact file of `node`, whose inputs are done.
+fn input_files(node: &StageNode, done: &[Option<Done>]) -> BTreeMap<String, PathBuf> {
+    node.inputs
+        .iter()
+        .map(|e| {
+            let up = done[e.from_stage].as_ref().expect("inputs run first");
+            let file = &up.manifest.outputs[&e.from_port].file;
+            (e.port.clone(), up.dir.join(file))
+        })
+        .collect()
 }
 
 /// Whether an I/O error says that the file system (or the folder) cannot be written.
@@ -357,15 +577,7 @@ fn compute_into(
     std::fs::create_dir_all(tmp).map_err(io(tmp))?;
     std::fs::create_dir_all(work).map_err(io(work))?;
     let ctx = StageContext {
-        inputs: node
-            .inputs
-            .iter()
-            .map(|e| {
-                let up = done[e.from_stage].as_ref().expect("inputs run first");
-                let file = &up.manifest.outputs[&e.from_port].file;
-                (e.port.clone(), up.dir.join(file))
-            })
-            .collect(),
+        inputs: input_files(node, done),
         out_dir: tmp.to_path_buf(),
         work_dir: work.to_path_buf(),
         base_dir: p.base_dir.clone(),

@@ -1,13 +1,17 @@
 //! The pipeline runner: parses and validates a YAML pipeline ([`pipeline`]), maps each
 //! `kind` to its implementation ([`registry`]), and executes the DAG against a content-keyed
-//! artifact cache ([`cache`], [`exec`]). [`graph`] renders the DAG.
+//! artifact cache ([`cache`], [`exec`]); [`tasks`] hands parts of split stages to other
+//! processes. [`graph`] renders the DAG.
 
 pub mod cache;
 pub mod exec;
 pub mod graph;
 pub mod pipeline;
 pub mod registry;
+pub mod tasks;
 
 pub use cache::Check;
-pub use exec::{Done, Event, RunError, StageStatus, State, inspect, run, status};
+pub use exec::{
+    Done, Event, Executor, Planned, RunError, StageStatus, State, inspect, run, run_with, status,
+};
 pub use pipeline::{Pipeline, PipelineError};

@@ -20,6 +20,9 @@ type Exec = Box<dyn Fn(&StageContext<'_>) -> rrra_common::Result<StageReport> + 
 pub struct Prepared {
     /// The params with defaults filled in, as canonical JSON (sorted keys).
     pub params: serde_json::Value,
+    /// The params as written (part sizes, which `params` leaves out, included): what a
+    /// task file carries to run the stage elsewhere.
+    pub raw: serde_json::Value,
     /// Source files it reads, relative to the pipeline directory.
     pub sources: Vec<PathBuf>,
     exec: Exec,
@@ -99,6 +102,7 @@ where
         })?;
         Ok(Prepared {
             params: canonical,
+            raw: params.clone(),
             sources: S::sources(&typed),
             exec: Box::new(move |ctx| S::run(&typed, ctx)),
         })
