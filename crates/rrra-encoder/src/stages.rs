@@ -837,9 +837,11 @@ mod tests {
         let schema = serde_json::to_value(schemars::schema_for!(EncodeParams)).unwrap();
         let props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         for p in props {
-            // `precision` is in it only when not fp32 (next test).
+            // `precision` is in it only when not fp32 (next test), `sort_window` only when
+            // not the default, `part_rows` never (the output does not depend on it).
             assert!(
-                before.get(p).is_some() || p == "precision",
+                before.get(p).is_some()
+                    || ["precision", "sort_window", "part_rows"].contains(&p.as_str()),
                 "param {p} is not in the canonical form"
             );
         }
