@@ -376,6 +376,26 @@ fn prepare(dir: &Path, what: &str, generate: impl FnOnce(&Path)) -> Result<()> {
 
 /// `bench scale ARGS`: the parent (sizes, table) or, with `--stage`, one child.
 pub fn run(args: &[String]) -> Result<()> {
+    const VALUED: [&str; 7] = [
+        "--docs",
+        "--pairs",
+        "--queries",
+        "--top-k",
+        "--stages",
+        "--dir",
+        "--stage",
+    ];
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        if VALUED.contains(&a.as_str()) {
+            rest.next();
+        } else if a != "--keep" {
+            bail!(
+                "bench scale: unexpected argument {a:?}; usage: bench scale [--docs N,M] \
+                 [--pairs N,M] [--queries Q] [--top-k K] [--stages a,b] [--dir DIR] [--keep]"
+            );
+        }
+    }
     let flag = |name: &str| -> Result<Option<&String>> {
         match args.iter().position(|a| a == name) {
             Some(i) => args
