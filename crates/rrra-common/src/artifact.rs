@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -101,6 +101,15 @@ pub fn for_each_batch<R: Row>(path: &Path, mut f: impl FnMut(Vec<R>) -> Result<(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(pq_err(path))?;
+    read_batches(path, reader, &mut f)
+}
+
+/// Calls `f` with the rows of each record batch `reader` yields (`path` names errors).
+pub(crate) fn read_batches<R: Row>(
+    path: &Path,
+    reader: ParquetRecordBatchReader,
+    f: &mut impl FnMut(Vec<R>) -> Result<()>,
+) -> Result<()> {
     for batch in reader {
         let batch = batch?;
         let mut rows = Vec::with_capacity(batch.num_rows());

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::ParquetSink;
+use crate::artifact::{ParquetSink, read_batches};
 use crate::embeddings::{EmbeddingSink, for_each_block};
 use crate::progress::Progress;
 use crate::records::RunRow;
@@ -369,20 +369,6 @@ pub fn for_each_batch_in<R: Row>(
         .build()
         .map_err(pq(path))?;
     read_batches(path, reader, &mut f)
-}
-
-fn read_batches<R: Row>(
-    path: &Path,
-    reader: ParquetRecordBatchReader,
-    f: &mut impl FnMut(Vec<R>) -> Result<()>,
-) -> Result<()> {
-    for batch in reader {
-        let batch = batch?;
-        let mut rows = Vec::with_capacity(batch.num_rows());
-        R::from_batch(&batch, &mut rows).map_err(|e| Error::file(path, e.to_string()))?;
-        f(rows)?;
-    }
-    Ok(())
 }
 
 /// The rows of a Parquet file as an iterator (one record batch in memory at a time), for

@@ -206,19 +206,24 @@ mod tests {
         }
     }
 
+    /// The context the runner would hand a stage reading `input` as its `scored` port.
+    fn context(dir: &std::path::Path, input: std::path::PathBuf) -> StageContext<'static> {
+        StageContext {
+            inputs: BTreeMap::from([("scored".to_string(), input)]),
+            out_dir: dir.to_path_buf(),
+            base_dir: dir.to_path_buf(),
+            cache_dir: dir.to_path_buf(),
+            work_dir: dir.join("work"),
+            seed: 0,
+            progress: &Silent,
+        }
+    }
+
     fn run_stage<S: Stage>(params: &S::Params, rows: Vec<Scored>) -> Vec<RunRow> {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("scored.parquet");
         write_rows(&input, rows).unwrap();
-        let ctx = StageContext {
-            inputs: BTreeMap::from([("scored".to_string(), input)]),
-            out_dir: dir.path().to_path_buf(),
-            base_dir: dir.path().to_path_buf(),
-            cache_dir: dir.path().to_path_buf(),
-            work_dir: dir.path().join("work"),
-            seed: 0,
-            progress: &Silent,
-        };
+        let ctx = context(dir.path(), input);
         S::run(params, &ctx).unwrap();
         read_rows::<RunRow>(&ctx.output("run")).unwrap()
     }
@@ -298,15 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("scored.parquet");
         write_rows(&input, rows).unwrap();
-        let ctx = StageContext {
-            inputs: BTreeMap::from([("scored".to_string(), input)]),
-            out_dir: dir.path().to_path_buf(),
-            base_dir: dir.path().to_path_buf(),
-            cache_dir: dir.path().to_path_buf(),
-            work_dir: dir.path().join("work"),
-            seed: 0,
-            progress: &Silent,
-        };
+        let ctx = context(dir.path(), input);
         RerankAdapter::run(&AdapterRerankParams::default(), &ctx)
             .unwrap_err()
             .to_string()
