@@ -488,6 +488,7 @@ pub struct TrainParams {
     /// Checkpoint no more often than this many seconds (steps or time, whichever is
     /// rarer). Left out of the cache key at its default, as it changes no output.
     #[serde(skip_serializing_if = "is_default_checkpoint_secs")]
+    #[schemars(extend("default" = DEFAULT_CHECKPOINT_SECS))]
     pub checkpoint_secs: f64,
     /// Tokens per query in training.
     pub query_max_len: usize,
