@@ -15,8 +15,8 @@ use crate::mapped::{DocFields, Table, TableFormat};
 use crate::pairs::{PairFields, PairItem};
 use crate::source::{Source, local_sources};
 use crate::stages::{
-    IngestBeir, QrelsParams, QueriesParams, QueryFormat, UnknownDocs, report, required, sink_into,
-    spinner, write_qrels, write_queries,
+    IngestBeir, QrelsParams, QueriesParams, QueryFormat, UnknownDocs, qrels_counts, report,
+    required, sink_into, spinner, write_qrels, write_queries,
 };
 use crate::trec::{SgmlTags, TopicField};
 use crate::{IdIndex, TextEncoding};
@@ -295,7 +295,7 @@ pub struct TrecParams {
     pub sgml: SgmlTags,
     /// The documents' encoding: `utf8` or `latin1`.
     pub encoding: TextEncoding,
-    /// Judgements of documents the corpus lacks: `error` (reject the file) or `keep`.
+    /// Judgements of documents the corpus lacks: `error` (reject the file), `keep` or `drop`.
     pub unknown_docs: UnknownDocs,
 }
 
@@ -367,13 +367,22 @@ impl Stage for IngestTrec {
             ..QueriesParams::default()
         };
         let n_queries = write_queries(ctx, &p.topics.resolve(ctx)?, &queries)?;
-        let known = (p.unknown_docs == UnknownDocs::Error).then_some(&docs);
-        let n_qrels = write_qrels(ctx, &p.qrels.resolve(ctx)?, known, &QrelsParams::default())?;
-        Ok(report(&[
-            ("docs", n_docs),
-            ("files", files.len() as u64),
-            ("queries", n_queries),
-            ("qrels", n_qrels),
-        ]))
+        let qrels = QrelsParams::default();
+        let n_qrels = write_qrels(
+            ctx,
+            &p.qrels.resolve(ctx)?,
+            Some(&docs),
+            p.unknown_docs,
+            &qrels,
+        )?;
+        Ok(qrels_counts(
+            vec![
+                ("docs", n_docs),
+                ("files", files.len() as u64),
+                ("queries", n_queries),
+            ],
+            n_qrels,
+            p.unknown_docs,
+        ))
     }
 }

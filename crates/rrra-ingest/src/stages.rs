@@ -30,6 +30,16 @@ pub enum UnknownDocs {
     Error,
     /// Keep the judgement (it cannot be retrieved, but counts towards recall's denominator).
     Keep,
+    /// Drop the judgement (the stage reports how many as `qrels_dropped`): for a corpus
+    /// that lacks some judged documents, when downstream stages (mining, training) must
+    /// find every judged document.
+    Drop,
+}
+
+impl UnknownDocs {
+    fn is_error(&self) -> bool {
+        *self == UnknownDocs::Error
+    }
 }
 
 pub(crate) fn spinner(ctx: &StageContext<'_>, label: &str) -> Box<dyn Task> {
@@ -68,6 +78,10 @@ pub struct BeirParams {
     pub split: String,
     /// Keep every query, not only those judged in `split` (BEIR keeps judged ones).
     pub all_queries: bool,
+    /// Judgements of documents the corpus lacks: `error` (reject the file, naming the
+    /// line), `keep` or `drop`. Left out of the cache key at its default.
+    #[serde(skip_serializing_if = "UnknownDocs::is_error")]
+    pub unknown_docs: UnknownDocs,
 }
 
 impl Default for BeirParams {
@@ -76,6 +90,7 @@ impl Default for BeirParams {
             path: Source::default(),
             split: "test".into(),
             all_queries: false,
+            unknown_docs: UnknownDocs::Error,
         }
     }
 }
@@ -139,7 +154,13 @@ impl Stage for IngestBeir {
 
         let mut judged = BTreeSet::new();
         let mut qrels = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
-        let n_qrels = crate::read_qrels(&qrels_file, Some(&docs), |q| {
+        let known = p.unknown_docs.is_error().then_some(&docs);
+        let mut dropped = 0;
+        let n_qrels = crate::read_qrels(&qrels_file, known, |q| {
+            if p.unknown_docs == UnknownDocs::Drop && !docs.contains(&q.doc_id) {
+                dropped += 1;
+                return Ok(());
+            }
             judged.insert(q.query_id.clone());
             qrels.push(q)
         })?;
@@ -165,11 +186,11 @@ impl Stage for IngestBeir {
                 ),
             ));
         }
-        Ok(report(&[
-            ("docs", n_docs),
-            ("queries", kept),
-            ("qrels", n_qrels),
-        ]))
+        Ok(qrels_counts(
+            vec![("docs", n_docs), ("queries", kept)],
+            (n_qrels - dropped, dropped),
+            p.unknown_docs,
+        ))
     }
 }
 
@@ -184,7 +205,7 @@ pub struct MsmarcoParams {
     pub queries: Source,
     /// Qrels in TREC form (`qid iter pid grade`, tabs or spaces).
     pub qrels: Source,
-    /// Judgements of documents the corpus lacks: `error` (reject the file) or `keep`.
+    /// Judgements of documents the corpus lacks: `error` (reject the file), `keep` or `drop`.
     pub unknown_docs: UnknownDocs,
 }
 
@@ -226,13 +247,19 @@ impl Stage for IngestMsmarco {
         corpus.finish()?;
         drop(task);
         let n_queries = write_queries(ctx, &p.queries.resolve(ctx)?, &QueriesParams::default())?;
-        let known = (p.unknown_docs == UnknownDocs::Error).then_some(&docs);
-        let n_qrels = write_qrels(ctx, &p.qrels.resolve(ctx)?, known, &QrelsParams::default())?;
-        Ok(report(&[
-            ("docs", n_docs),
-            ("queries", n_queries),
-            ("qrels", n_qrels),
-        ]))
+        let qrels = QrelsParams::default();
+        let n_qrels = write_qrels(
+            ctx,
+            &p.qrels.resolve(ctx)?,
+            Some(&docs),
+            p.unknown_docs,
+            &qrels,
+        )?;
+        Ok(qrels_counts(
+            vec![("docs", n_docs), ("queries", n_queries)],
+            n_qrels,
+            p.unknown_docs,
+        ))
     }
 }
 
@@ -304,14 +331,25 @@ pub(crate) fn write_queries(ctx: &StageContext<'_>, file: &Path, p: &QueriesPara
     Ok(n)
 }
 
+/// Writes the `qrels` output from `file`, checking each judged document against `docs`
+/// (when given) as `unknown` says; returns (judgements written, judgements dropped).
 pub(crate) fn write_qrels(
     ctx: &StageContext<'_>,
     file: &Path,
-    known: Option<&IdIndex>,
+    docs: Option<&IdIndex>,
+    unknown: UnknownDocs,
     p: &QrelsParams,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut sink = ParquetSink::<Qrel>::create(&ctx.output("qrels"))?;
-    let push = |q: Qrel| sink.push(q);
+    let known = docs.filter(|_| unknown.is_error());
+    let mut dropped = 0;
+    let push = |q: Qrel| match docs {
+        Some(docs) if unknown == UnknownDocs::Drop && !docs.contains(&q.doc_id) => {
+            dropped += 1;
+            Ok(())
+        }
+        _ => sink.push(q),
+    };
     let n = match p.format {
         QrelsFormat::Auto => crate::read_qrels(file, known, push)?,
         QrelsFormat::Jsonl | QrelsFormat::Csv | QrelsFormat::Tsv | QrelsFormat::Parquet => {
@@ -329,7 +367,21 @@ pub(crate) fn write_qrels(
         }
     };
     sink.finish()?;
-    Ok(n)
+    Ok((n - dropped, dropped))
+}
+
+/// The ingest report's counts, with `qrels_dropped` only under [`UnknownDocs::Drop`] (so
+/// the other policies' manifests are unchanged).
+pub(crate) fn qrels_counts(
+    mut counts: Vec<(&str, u64)>,
+    (kept, dropped): (u64, u64),
+    unknown: UnknownDocs,
+) -> StageReport {
+    counts.push(("qrels", kept));
+    if unknown == UnknownDocs::Drop {
+        counts.push(("qrels_dropped", dropped));
+    }
+    report(&counts)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -460,7 +512,7 @@ impl Stage for IngestQrels {
     }
     fn run(p: &QrelsParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let known = match (ctx.optional_input("corpus"), p.unknown_docs) {
-            (Some(corpus), UnknownDocs::Error) => {
+            (Some(corpus), UnknownDocs::Error | UnknownDocs::Drop) => {
                 let mut ids = IdIndex::new();
                 rrra_common::artifact::for_each_batch::<Doc>(corpus, |docs| {
                     for d in docs {
@@ -470,10 +522,23 @@ impl Stage for IngestQrels {
                 })?;
                 Some(ids)
             }
+            (None, UnknownDocs::Drop) => {
+                return Err(Error::Invalid(
+                    "param unknown_docs: drop needs the corpus input (to know which \
+                     documents exist)"
+                        .into(),
+                ));
+            }
             _ => None,
         };
-        let n = write_qrels(ctx, &p.path.resolve(ctx)?, known.as_ref(), p)?;
-        Ok(report(&[("qrels", n)]))
+        let n = write_qrels(
+            ctx,
+            &p.path.resolve(ctx)?,
+            known.as_ref(),
+            p.unknown_docs,
+            p,
+        )?;
+        Ok(qrels_counts(Vec::new(), n, p.unknown_docs))
     }
 }
 

@@ -17,7 +17,9 @@ use rrra_common::{Error, Result};
 use rrra_ingest::own_stages::{
     CorpusFormat, CorpusParams, IngestCorpus, IngestPairs, IngestTrec, PairsParams, TrecParams,
 };
-use rrra_ingest::stages::{BeirParams, IngestBeir, IngestQueries, QueriesParams, QueryFormat};
+use rrra_ingest::stages::{
+    BeirParams, IngestBeir, IngestQueries, QueriesParams, QueryFormat, UnknownDocs,
+};
 use rrra_ingest::{
     DocFields, IdIndex, PairFields, QrelFields, QueryFields, Remote, SgmlTags, Source, Table,
     TableFormat, TextEncoding, TopicField, read_beir_corpus, read_dpr_biencoder,
@@ -963,4 +965,65 @@ fn download_params_are_checked_before_running() {
     assert!(err.to_string().contains("unknown field `uri`"), "{err}");
     let p: CorpusParams = serde_json::from_value(serde_json::json!({"path": "a/b.tsv"})).unwrap();
     assert_eq!(IngestCorpus::sources(&p), [PathBuf::from("a/b.tsv")]);
+}
+
+/// A BEIR folder whose qrels judge a document the corpus lacks (as NFCorpus's train qrels
+/// do): `error` names the line, `drop` leaves the judgement out and counts it, `keep` keeps it.
+#[test]
+fn beir_judgements_of_unknown_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir,
+        "corpus.jsonl",
+        b"{\"_id\": \"d1\", \"title\": \"\", \"text\": \"one\"}\n\
+          {\"_id\": \"d2\", \"title\": \"\", \"text\": \"two\"}\n",
+    );
+    write(
+        &dir,
+        "queries.jsonl",
+        b"{\"_id\": \"q1\", \"text\": \"first\"}\n{\"_id\": \"q2\", \"text\": \"second\"}\n",
+    );
+    std::fs::create_dir(dir.path().join("qrels")).unwrap();
+    write(
+        &dir,
+        "qrels/train.tsv",
+        b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tgone\t2\nq2\tgone\t1\n",
+    );
+    let params = |unknown_docs| BeirParams {
+        path: Source::Path(dir.path().to_path_buf()),
+        split: "train".into(),
+        unknown_docs,
+        ..BeirParams::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+
+    let err = run_stage::<IngestBeir>(&params(UnknownDocs::Error), dir.path(), out.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.tsv:3") && err.contains("\"gone\""),
+        "{err}"
+    );
+
+    let report =
+        run_stage::<IngestBeir>(&params(UnknownDocs::Drop), dir.path(), out.path()).unwrap();
+    assert_eq!(
+        (
+            report.metrics["queries"],
+            report.metrics["qrels"],
+            report.metrics["qrels_dropped"]
+        ),
+        (1.0, 1.0, 2.0),
+        "q2 judges only a missing document, so it is no longer a judged query"
+    );
+    let qrels = read_rows::<Qrel>(&out.path().join("qrels.parquet")).unwrap();
+    assert_eq!(qrels, vec![qrel("q1", "d1", 1)]);
+
+    let report =
+        run_stage::<IngestBeir>(&params(UnknownDocs::Keep), dir.path(), out.path()).unwrap();
+    assert_eq!(
+        (report.metrics["qrels"], report.metrics["queries"]),
+        (3.0, 2.0)
+    );
+    assert!(!report.metrics.contains_key("qrels_dropped"));
 }
