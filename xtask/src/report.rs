@@ -552,6 +552,12 @@ fn over_seeds(
                 .count();
             let t = rrra_eval::paired_t_test(&x, &y)?;
             let r = rrra_eval::randomisation_test(&x, &y, 10_000, 0)?;
+            let detectable = rrra_eval::detectable_difference(&x, &y, 0.05, 0.8)?;
+            let verdict = match (t.p_value < 0.05, diff > 0.0) {
+                (true, true) => "better".to_string(),
+                (true, false) => "worse".to_string(),
+                (false, _) => format!("tied: no effect > {detectable:.4}"),
+            };
             rows.push(vec![
                 p.stages[c].id.clone(),
                 p.stages[b].id.clone(),
@@ -560,6 +566,8 @@ fn over_seeds(
                 format!("{wins}/{}", per_seed.len()),
                 format!("{:.4}", t.p_value),
                 format!("{r:.4}"),
+                format!("{detectable:.4}"),
+                verdict,
             ]);
         }
     }
@@ -572,12 +580,17 @@ fn over_seeds(
             "seeds won",
             "p (t)",
             "p (randomisation)",
+            "detectable Δ",
+            "verdict (p < 0.05)",
         ]
         .map(String::from);
         writeln!(
             md,
             "### Paired tests over seeds\n\nEach query's value is averaged over the seeds \
-             first; the tests pair those averages (randomisation: 10,000 sign flips).\n\n{}\n",
+             first; the tests pair those averages (randomisation: 10,000 sign flips). \
+             Detectable Δ: the smallest difference the paired t-test over these queries \
+             would find at p < 0.05 with 80% power, given the spread of the differences; \
+             a tie reads \"no effect larger than\" it.\n\n{}\n",
             text_table(&header, &rows)
         )?;
     }

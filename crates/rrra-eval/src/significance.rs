@@ -76,6 +76,28 @@ pub fn paired_t_test(a: &[f64], b: &[f64]) -> Result<TTest> {
     })
 }
 
+/// The smallest mean difference a two-sided paired t-test over these `n` pairs would detect
+/// at level `alpha` with probability `power`, had the differences the spread they have:
+/// `(t(1 - alpha/2, n-1) + t(power, n-1)) · sd(d) / sqrt(n)` (the usual normal-shift
+/// approximation with Student quantiles). A non-significant difference then reads "no effect
+/// larger than this". 0 when every difference is equal (any shift would be detected).
+pub fn detectable_difference(a: &[f64], b: &[f64], alpha: f64, power: f64) -> Result<f64> {
+    let d = differences(a, b)?;
+    let n = d.len();
+    if n < 2 || !(0.0 < alpha && alpha < 1.0) || !(0.0 < power && power < 1.0) {
+        return Err(Error::Invalid(format!(
+            "detectable difference: needs at least 2 pairs, alpha and power in (0, 1); \
+             got {n} pairs, alpha {alpha}, power {power}"
+        )));
+    }
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let sd = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let dist = StudentsT::new(0.0, 1.0, (n - 1) as f64)
+        .map_err(|e| Error::Invalid(format!("detectable difference: {e}")))?;
+    let quantiles = dist.inverse_cdf(1.0 - alpha / 2.0) + dist.inverse_cdf(power);
+    Ok(quantiles * sd / (n as f64).sqrt())
+}
+
 /// The two-sided paired randomisation test of `a` against `b` (at least one pair): each of
 /// `trials` (> 0) draws flips the sign of every difference with probability 1/2; the p-value
 /// is `(1 + #{draws with |sum| >= |observed sum|}) / (1 + trials)`, which is never 0 and is a

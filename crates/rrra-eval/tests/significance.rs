@@ -3,7 +3,10 @@
 use std::f64::consts::PI;
 
 use rrra_common::records::{Qrel, RunRow};
-use rrra_eval::{Measure, Qrels, Run, evaluate, paired_t_test, paired_values, randomisation_test};
+use rrra_eval::{
+    Measure, Qrels, Run, detectable_difference, evaluate, paired_t_test, paired_values,
+    randomisation_test,
+};
 
 fn assert_close(actual: f64, expected: f64, tolerance: f64, what: &str) {
     assert!(
@@ -140,4 +143,36 @@ fn paired_values_align_queries_and_reject_different_query_sets() {
         "{err}"
     );
     assert!(paired_values(&a, &b, &Measure::Map).is_err());
+}
+
+#[test]
+fn detectable_difference_with_one_degree_of_freedom_matches_cauchy_quantiles() {
+    // d = (1, 3): sd sqrt(2), n 2, so sd/sqrt(n) = 1; with 1 df the quantiles are Cauchy's,
+    // tan(pi (p - 1/2)): t(0.975) = 12.706..., t(0.8) = 1.376...
+    let q = |p: f64| (PI * (p - 0.5)).tan();
+    let x = detectable_difference(&[1.0, 3.0], &[0.0, 0.0], 0.05, 0.8).unwrap();
+    assert_close(x, q(0.975) + q(0.8), 1e-8, "detectable difference");
+}
+
+#[test]
+fn a_shift_of_the_detectable_difference_is_significant_and_half_of_it_is_not() {
+    let b: Vec<f64> = (0..40).map(|i| (i as f64 * 0.37).sin()).collect();
+    let noise: Vec<f64> = (0..40).map(|i| 0.1 * (i as f64 * 1.7).cos()).collect();
+    let x = detectable_difference(&noise, &vec![0.0; 40], 0.05, 0.8).unwrap();
+    assert!(x > 0.0);
+    // Centre the differences, then shift them by a multiple of the detectable difference.
+    let mean = noise.iter().sum::<f64>() / 40.0;
+    let shifted = |by: f64| -> Vec<f64> {
+        b.iter()
+            .zip(&noise)
+            .map(|(b, n)| b + n - mean + by)
+            .collect()
+    };
+    assert!(paired_t_test(&shifted(x), &b).unwrap().p_value < 0.05);
+    assert!(paired_t_test(&shifted(x / 2.0), &b).unwrap().p_value > 0.05);
+    // More pairs with the same spread detect a smaller difference.
+    let twice: Vec<f64> = noise.iter().chain(&noise).copied().collect();
+    assert!(detectable_difference(&twice, &vec![0.0; 80], 0.05, 0.8).unwrap() < x);
+    assert!(detectable_difference(&[1.0], &[0.0], 0.05, 0.8).is_err());
+    assert!(detectable_difference(&[1.0, 2.0], &[0.0, 0.0], 0.05, 1.0).is_err());
 }
