@@ -463,6 +463,35 @@ mod tests {
     }
 
     #[test]
+    fn a_judged_doc_id_twice_in_the_corpus_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = write_embeddings(
+            dir.path(),
+            "corpus",
+            &[("d1", [1.0, 0.0]), ("d2", [0.0, 1.0]), ("d1", [1.0, 1.0])],
+        );
+        let queries = write_embeddings(dir.path(), "queries", &[("q1", [1.0, 0.0])]);
+        let inputs = |judged: &str| {
+            [
+                ("corpus", corpus.clone()),
+                ("queries", queries.clone()),
+                ("qrels", qrels(dir.path(), &[("q1", judged, 1)])),
+            ]
+        };
+        let params = MineDenseParams::default();
+        let err = run_stage::<MineDense>(&params, &inputs("d1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("corpus.parquet: duplicate doc id \"d1\""),
+            "{err}"
+        );
+        // A duplicate no judgement names is ingest's to refuse; mining does not look.
+        let (_, rows) = run_stage::<MineDense>(&params, &inputs("d2")).unwrap();
+        assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
     fn params_default_and_reject_unknown_fields_and_zero_k() {
         let p: MineDenseParams = serde_json::from_str("{}").unwrap();
         assert_eq!(p, MineDenseParams::default());
