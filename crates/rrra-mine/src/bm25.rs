@@ -84,7 +84,9 @@ impl Stage for MineBm25 {
         let ids = DocIds::new(docs.iter().map(|d| d.id.as_str()), corpus)?;
         let queries_file = ctx.input("queries")?;
         let queries = read_rows::<Query>(queries_file)?;
-        let positives = read_positives(ctx.input("qrels")?, p.relevance_threshold, &ids)?;
+        let positives = read_positives(ctx.input("qrels")?, p.relevance_threshold, |id| {
+            ids.index(id)
+        })?;
         let plan = Plan::new(
             queries.iter().map(|q| q.id.as_str()),
             positives,
@@ -115,9 +117,13 @@ impl Stage for MineBm25 {
 
         let mut writer = PoolWriter::create(&ctx.output("candidates"), p.k)?;
         for (m, (query, positives)) in plan.mined.iter().enumerate() {
-            writer.push(&queries[*query].id, &hits[m], positives, &ids, |slot| {
-                f64::from(index.score(text(m), positives[slot]))
-            })?;
+            writer.push(
+                &queries[*query].id,
+                &hits[m],
+                positives,
+                |doc| Ok(ids.id(doc)),
+                |slot| f64::from(index.score(text(m), positives[slot])),
+            )?;
         }
         writer.finish(
             &plan,

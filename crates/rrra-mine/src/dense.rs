@@ -1,20 +1,22 @@
 //! `mine.dense`: pools from the exact inner-product ranking of query against corpus
 //! embeddings (the blocked kernel of `rrra-retrieve`; the query × corpus score matrix never
-//! exists). The corpus is streamed twice: once for its ids (to number documents by sorted
-//! id), once for the search. Memory: the query vectors (twice), the corpus ids, and
-//! `k + P` hits per mined query.
+//! exists). Documents are known by corpus row number, so equal scores rank in corpus order,
+//! as in `retrieve.dense`. The corpus is read three times, a column at a time: the id
+//! column for the rows of the doc ids the qrels judge, the vector column for the search,
+//! and the id column again for the ids of the documents written. Memory: the query vectors
+//! (twice), the judged doc ids, and `k + P` hits per mined query with their ids; nothing
+//! per corpus document.
 //!
 //! A positive's score is the kernel's (f32 SGEMM) when it is within depth `k + P`, so it
 //! agrees with the negatives' scores and ranks; otherwise it is `q · d` summed in f64 from
 //! the embeddings.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
 
 use rrra_common::artifact::parquet_rows;
-use rrra_common::embeddings::{for_each_block, read_all};
+use rrra_common::embeddings::{RowIds, for_each_vector_block, read_all, rows_of, width};
 use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::Candidate;
 use rrra_common::schema::ArtifactKind::{Candidates, Embeddings, Qrels};
@@ -23,7 +25,7 @@ use rrra_common::{Error, Result};
 use rrra_retrieve::TopK;
 use serde::{Deserialize, Serialize};
 
-use crate::pool::{DocIds, Plan, PoolWriter, read_positives};
+use crate::pool::{Plan, PoolWriter, judged_docs, read_positives};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -57,7 +59,9 @@ pub struct MineDense;
 impl Stage for MineDense {
     type Params = MineDenseParams;
     const KIND: &'static str = "mine.dense";
-    const VERSION: u32 = 1;
+    /// 2: equal scores rank in corpus order (was: by doc id, which needed every corpus id
+    /// in memory).
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "hard negatives: exact inner-product top-k non-positives per query";
 
     fn inputs() -> &'static [Port] {
@@ -85,24 +89,28 @@ impl Stage for MineDense {
     fn run(p: &MineDenseParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let corpus = ctx.input("corpus")?;
         let total = parquet_rows(corpus)?;
-        let mut ids: Vec<String> = Vec::with_capacity(total as usize);
-        let task = ctx.progress.task("corpus ids", Some(total));
-        let corpus_dim = for_each_block(corpus, |block, _| {
-            ids.extend_from_slice(block);
-            task.inc(block.len() as u64);
-            Ok(())
-        })?;
-        drop(task);
-        let docs = DocIds::new(ids.iter().map(String::as_str), corpus)?;
-
+        if u32::try_from(total).is_err() {
+            return Err(Error::file(
+                corpus,
+                format!("{total} documents, at most {} can be mined", u32::MAX),
+            ));
+        }
         let queries_file = ctx.input("queries")?;
         let (query_ids, queries, dim) = read_all(queries_file)?;
+        let corpus_dim = width(corpus)?;
         if dim != corpus_dim {
             return Err(Error::Invalid(format!(
                 "query vectors are {dim} wide, corpus vectors {corpus_dim}"
             )));
         }
-        let positives = read_positives(ctx.input("qrels")?, p.relevance_threshold, &docs)?;
+        let qrels = ctx.input("qrels")?;
+        let judged = judged_docs(qrels)?;
+        let rows = rows_of(corpus, judged.iter().map(String::as_str))?;
+        let positives = read_positives(qrels, p.relevance_threshold, |id| {
+            rows.get(id).map(|&row| row as u32)
+        })?;
+        drop(rows);
+        drop(judged);
         let plan = Plan::new(
             query_ids.iter().map(String::as_str),
             positives,
@@ -111,7 +119,6 @@ impl Stage for MineDense {
         let inputs = Inputs {
             corpus,
             total,
-            docs: &docs,
             query_ids: &query_ids,
             queries: &queries,
             dim,
@@ -143,7 +150,7 @@ impl Stage for MineDense {
             metrics: [
                 ("candidates".to_string(), rows as f64),
                 ("queries_mined".to_string(), plan.mined.len() as f64),
-                ("docs".to_string(), docs.len() as f64),
+                ("docs".to_string(), total as f64),
             ]
             .into_iter()
             .chain(done.metrics())
@@ -157,7 +164,6 @@ impl Stage for MineDense {
 struct Inputs<'a> {
     corpus: &'a Path,
     total: u64,
-    docs: &'a DocIds<'a>,
     query_ids: &'a [String],
     queries: &'a [f32],
     dim: usize,
@@ -175,7 +181,6 @@ fn mine(
     let Inputs {
         corpus,
         total,
-        docs,
         query_ids,
         queries,
         dim,
@@ -199,45 +204,50 @@ fn mine(
         let top = TopK::new(members.len(), dim, p.k + num_positives)?;
         groups.push((members, vectors, top));
     }
-    // Positive document index -> (mined query, positive slot), for the exact scores.
-    let mut wanted: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
+    // (positive's corpus row, mined query, positive slot) by row, for the exact scores.
+    let mut wanted: Vec<(u32, usize, usize)> = Vec::new();
     let mut exact: Vec<Vec<f64>> = Vec::with_capacity(plan.mined.len());
     for (m, (_, positives)) in plan.mined.iter().enumerate() {
         if selected(&m) {
-            for (slot, &doc) in positives.iter().enumerate() {
-                wanted.entry(doc).or_default().push((m, slot));
-            }
+            wanted.extend(
+                positives
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, &doc)| (doc, m, slot)),
+            );
         }
         exact.push(vec![0.0; positives.len()]);
     }
+    wanted.sort_unstable();
 
     let task = ctx.progress.task("mine dense (docs)", Some(total));
     let start = Instant::now();
-    let mut at = 0;
-    for_each_block(corpus, |_, block| {
+    let (mut at, mut next) = (0u32, 0);
+    for_each_vector_block(corpus, |block| {
         let nb = block.len() / dim;
-        let indices = docs
-            .index_of()
-            .get(at..at + nb)
-            .ok_or_else(|| Error::file(corpus, "the corpus changed while it was read"))?;
         for (_, vectors, top) in &mut groups {
-            top.add_block_indexed(vectors, block, indices)?;
+            top.add_block(vectors, block, at)?;
         }
-        for (doc, d) in indices.iter().zip(block.chunks_exact(dim)) {
-            for &(m, slot) in wanted.get(doc).into_iter().flatten() {
-                let q = vector(plan.mined[m].0);
-                exact[m][slot] = q
-                    .iter()
-                    .zip(d)
-                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                    .sum();
-            }
+        let end = at as usize + nb;
+        while let Some(&(doc, m, slot)) = wanted.get(next).filter(|w| (w.0 as usize) < end) {
+            let d = &block[(doc - at) as usize * dim..][..dim];
+            let q = vector(plan.mined[m].0);
+            exact[m][slot] = q
+                .iter()
+                .zip(d)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            next += 1;
         }
-        at += nb;
+        at = u32::try_from(end)
+            .map_err(|_| Error::file(corpus, "the corpus changed while it was read"))?;
         task.inc(nb as u64);
         Ok(())
     })?;
     drop(task);
+    if next < wanted.len() {
+        return Err(Error::file(corpus, "the corpus changed while it was read"));
+    }
     let search_s = start.elapsed().as_secs_f64();
 
     let mut hits = vec![Vec::new(); plan.mined.len()];
@@ -248,10 +258,23 @@ fn mine(
             mined += 1;
         }
     }
+    // The ids of the documents written: the hits and the positives.
+    let ids = RowIds::read(
+        corpus,
+        hits.iter()
+            .flatten()
+            .map(|&(doc, _)| doc)
+            .chain(wanted.iter().map(|w| w.0))
+            .map(u64::from),
+    )?;
+    let doc_id = |doc: u32| {
+        ids.get(u64::from(doc))
+            .ok_or_else(|| Error::file(corpus, format!("row {doc} was not read")))
+    };
     let mut writer = PoolWriter::create(out, p.k)?;
     for (m, (query, positives)) in plan.mined.iter().enumerate() {
         if selected(&m) {
-            writer.push(&query_ids[*query], &hits[m], positives, docs, |slot| {
+            writer.push(&query_ids[*query], &hits[m], positives, doc_id, |slot| {
                 exact[m][slot]
             })?;
         }
@@ -259,7 +282,7 @@ fn mine(
     writer.finish(
         plan,
         &[
-            ("docs", docs.len() as f64),
+            ("docs", total as f64),
             ("queries_per_s", mined as f64 / search_s.max(1e-9)),
         ],
     )
@@ -331,14 +354,15 @@ mod tests {
     #[test]
     fn hand_made_pools_are_exact() {
         let (report, rows) = hand_made(2, &[]).unwrap();
-        // q1 = (1, 0): d5 3 | d1 2, d3 2 (+), d4 2 | d0 1 | d2 0 | d9 -1 (+); depth 2 + 2.
-        // d5 is judged 0, so it is a negative. q2 = (0, 1): d2 7 (+) | d1 5 | d4 2; depth 3.
+        // q1 = (1, 0): d5 3 | d3 2 (+), d1 2, d4 2 (ties in corpus order) | d0 1 | d2 0 |
+        // d9 -1 (+); depth 2 + 2. d5 is judged 0, so it is a negative. q2 = (0, 1):
+        // d2 7 (+) | d1 5 | d4 2; depth 3.
         assert_eq!(
             rows,
             [
                 row("q1", "d5", 1, 3.0, false),
-                row("q1", "d1", 2, 2.0, false),
-                row("q1", "d3", 3, 2.0, true),
+                row("q1", "d3", 2, 2.0, true),
+                row("q1", "d1", 3, 2.0, false),
                 row("q1", "d9", 0, -1.0, true),
                 row("q2", "d2", 1, 7.0, true),
                 row("q2", "d1", 2, 5.0, false),
@@ -354,22 +378,22 @@ mod tests {
         assert_eq!(m["candidates"], 7.0);
         assert_eq!(m["negatives"], 4.0);
         assert_eq!(m["mean_positives"], 1.5);
-        // Of 3 positives, only q2's d2 is within rank 2.
-        assert_eq!(m["positive_recall_at_k"], 1.0 / 3.0);
+        // Of 3 positives, q1's d3 and q2's d2 are within rank 2.
+        assert_eq!(m["positive_recall_at_k"], 2.0 / 3.0);
         assert_eq!(m["docs"], 7.0);
     }
 
     #[test]
-    fn ties_at_the_cut_go_to_the_lower_doc_id() {
+    fn ties_go_to_the_earlier_corpus_row() {
         let (_, rows) = hand_made(4, &[]).unwrap();
-        // q2 = (0, 1): d2 7 (+), d1 5, d4 2, d0 1, then d5 and d9 both 0: d5 comes first
-        // although d9 is earlier in the corpus.
+        // q2 = (0, 1): d2 7 (+), d1 5, d4 2, d0 1, then d9 and d5 both 0: d9 comes first
+        // (row 0) although its id sorts after d5's.
         let q2: Vec<(&str, u32)> = rows
             .iter()
             .filter(|r| r.query_id == "q2")
             .map(|r| (r.doc_id.as_str(), r.rank))
             .collect();
-        assert_eq!(q2, [("d2", 1), ("d1", 2), ("d4", 3), ("d0", 4), ("d5", 5)]);
+        assert_eq!(q2, [("d2", 1), ("d1", 2), ("d4", 3), ("d0", 4), ("d9", 5)]);
         // q1 stops at its 4th negative (d2 at rank 6 is not written); d9 (rank 7) is
         // beyond depth 4 + 2.
         let q1: Vec<(&str, u32, bool)> = rows
@@ -381,11 +405,32 @@ mod tests {
             q1,
             [
                 ("d5", 1, false),
-                ("d1", 2, false),
-                ("d3", 3, true),
+                ("d3", 2, true),
+                ("d1", 3, false),
                 ("d4", 4, false),
                 ("d0", 5, false),
                 ("d9", 0, true),
+            ]
+        );
+    }
+
+    /// Two missed positives are written in corpus order (d9 before d2 in the corpus).
+    #[test]
+    fn missed_positives_come_last_in_corpus_order() {
+        let (_, rows) = hand_made(1, &[("q5", "d2", 1), ("q5", "d9", 1)]).unwrap();
+        // q5 = (1, -1): d3 3, d5 3 (rows 1, 4), d0 0, d4 0, d9 -1, d1 -3, d2 -7; depth
+        // 1 + 2 = 3 holds one negative, d3.
+        let q5: Vec<(&str, u32, f64, bool)> = rows
+            .iter()
+            .filter(|r| r.query_id == "q5")
+            .map(|r| (r.doc_id.as_str(), r.rank, r.score, r.positive))
+            .collect();
+        assert_eq!(
+            q5,
+            [
+                ("d3", 1, 3.0, false),
+                ("d9", 0, -1.0, true),
+                ("d2", 0, -7.0, true)
             ]
         );
     }
@@ -415,6 +460,35 @@ mod tests {
         let (_, with) = hand_made(2, &[("q1", "nope", 0)]).unwrap();
         let (_, without) = hand_made(2, &[]).unwrap();
         assert_eq!(with, without);
+    }
+
+    #[test]
+    fn a_judged_doc_id_twice_in_the_corpus_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = write_embeddings(
+            dir.path(),
+            "corpus",
+            &[("d1", [1.0, 0.0]), ("d2", [0.0, 1.0]), ("d1", [1.0, 1.0])],
+        );
+        let queries = write_embeddings(dir.path(), "queries", &[("q1", [1.0, 0.0])]);
+        let inputs = |judged: &str| {
+            [
+                ("corpus", corpus.clone()),
+                ("queries", queries.clone()),
+                ("qrels", qrels(dir.path(), &[("q1", judged, 1)])),
+            ]
+        };
+        let params = MineDenseParams::default();
+        let err = run_stage::<MineDense>(&params, &inputs("d1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("corpus.parquet: duplicate doc id \"d1\""),
+            "{err}"
+        );
+        // A duplicate no judgement names is ingest's to refuse; mining does not look.
+        let (_, rows) = run_stage::<MineDense>(&params, &inputs("d2")).unwrap();
+        assert_eq!(rows.len(), 3);
     }
 
     #[test]
@@ -496,7 +570,8 @@ mod tests {
                     (d.0, s)
                 })
                 .collect();
-            ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            // Stable: equal scores stay in corpus order.
+            ranking.sort_by(|a, b| b.1.total_cmp(&a.1));
             let depth = k + positives.len();
             let mut want: Vec<Candidate> = Vec::new();
             for (at, &(doc, score)) in ranking.iter().enumerate().take(depth) {
@@ -510,7 +585,7 @@ mod tests {
                 .copied()
                 .filter(|p| !want.iter().any(|c| c.doc_id == *p))
                 .collect();
-            missed.sort_unstable();
+            missed.sort_unstable_by_key(|p| ids.iter().position(|id| id.as_str() == *p));
             for doc in missed {
                 let score = ranking.iter().find(|r| r.0 == doc).unwrap().1;
                 want.push(row(q.0, doc, 0, score, true));

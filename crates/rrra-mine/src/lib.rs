@@ -5,20 +5,23 @@
 //! `rrra-retrieve`.
 //!
 //! Contract of the rows ([`rrra_common::records::Candidate`]), per query:
-//! - the ranking orders documents by score, descending, then by doc id, ascending (byte
-//!   order): documents are numbered by sorted id, so the kernels' "lower index first" tie
-//!   rule is the id rule, whatever the corpus order, and the output is deterministic;
+//! - the ranking orders documents by score, descending, then by document number,
+//!   ascending, so the output is deterministic: `mine.bm25` numbers documents by sorted id
+//!   (byte order; it holds the corpus anyway), `mine.dense` by corpus row, like
+//!   `retrieve.dense` (numbering by sorted id would need every corpus id in memory), so its
+//!   ranking is `retrieve.dense`'s, ties included;
 //! - it is searched to depth `k + P` (`P` = the query's positives); the first `k`
 //!   non-positives are written with `positive = false` and `rank` = their 1-based rank in the
 //!   ranking (positives counted);
 //! - every positive is written with `positive = true`: its rank and score when within depth
 //!   `k + P`, else `rank = 0` and its exact score for the query (so false-negative filters can
 //!   compare it with the negatives');
-//! - rows come in rank order, positives beyond the depth last (by doc id).
+//! - rows come in rank order, positives beyond the depth last (by document number).
 //!
 //! A positive is a judgement with `relevance >= relevance_threshold`. Queries without a
 //! positive, and judged queries absent from the query input, are skipped and counted. A
-//! judgement (of any grade) of a doc id the corpus lacks is an error naming both ids.
+//! positive judgement of a doc id the corpus lacks is an error naming both ids (a lower one is
+//! counted and logged).
 //!
 //! The report's table summarises the positives' and the negatives' scores (and counts the
 //! negatives that outscore a positive of their query); skipped queries are logged as

@@ -1,5 +1,6 @@
-//! What both mining stages share: document numbering by sorted id, judged positives, the plan
-//! of which queries are mined, and writing one query's pool with the report's counts.
+//! What both mining stages share: judged positives, the plan of which queries are mined, and
+//! writing one query's pool with the report's counts; and `mine.bm25`'s document numbering
+//! by sorted id.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -11,12 +12,10 @@ use rrra_common::{Error, Result};
 
 use crate::summary::{Scores, table};
 
-/// Doc ids numbered in sorted (byte) order: a document's index is its id's rank, so ranking
-/// ties broken by lower index are broken by doc id.
+/// Doc ids numbered in sorted (byte) order (`mine.bm25`): a document's index is its id's
+/// rank, so ranking ties broken by lower index are broken by doc id.
 pub(crate) struct DocIds<'a> {
     sorted: Vec<&'a str>,
-    /// Per document in input order, its index.
-    index_of: Vec<u32>,
 }
 
 impl<'a> DocIds<'a> {
@@ -29,17 +28,12 @@ impl<'a> DocIds<'a> {
                 format!("{} documents, at most {} can be mined", ids.len(), u32::MAX),
             ));
         }
-        let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-        order.sort_unstable_by_key(|&at| ids[at as usize]);
-        let sorted: Vec<&str> = order.iter().map(|&at| ids[at as usize]).collect();
+        let mut sorted = ids;
+        sorted.sort_unstable();
         if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(Error::file(file, format!("duplicate doc id {:?}", pair[0])));
         }
-        let mut index_of = vec![0u32; ids.len()];
-        for (index, &at) in order.iter().enumerate() {
-            index_of[at as usize] = index as u32;
-        }
-        Ok(DocIds { sorted, index_of })
+        Ok(DocIds { sorted })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -54,20 +48,26 @@ impl<'a> DocIds<'a> {
     pub(crate) fn id(&self, index: u32) -> &'a str {
         self.sorted[index as usize]
     }
+}
 
-    /// The index of each document, in input order.
-    pub(crate) fn index_of(&self) -> &[u32] {
-        &self.index_of
-    }
+/// The distinct doc ids that the qrels at `path` judge (at any grade).
+pub(crate) fn judged_docs(path: &Path) -> Result<HashSet<String>> {
+    let mut docs = HashSet::new();
+    for_each_batch::<Qrel>(path, |rows| {
+        docs.extend(rows.into_iter().map(|q| q.doc_id));
+        Ok(())
+    })?;
+    Ok(docs)
 }
 
 /// Reads the qrels at `path` and keeps, per query id, the indices (ascending, distinct) of
-/// the documents judged at least `threshold`. A positive judgement of a doc id the corpus
-/// lacks is an error naming the query and the doc; a lower one is ignored (and logged).
+/// the documents judged at least `threshold`, `index` giving a doc id's index (`None`: not
+/// in the corpus). A positive judgement of a doc id the corpus lacks is an error naming the
+/// query and the doc; a lower one is ignored (and logged).
 pub(crate) fn read_positives(
     path: &Path,
     threshold: i32,
-    docs: &DocIds<'_>,
+    index: impl Fn(&str) -> Option<u32>,
 ) -> Result<HashMap<String, Vec<u32>>> {
     let mut positives: HashMap<String, Vec<u32>> = HashMap::new();
     let mut unknown_below = 0u64;
@@ -77,10 +77,10 @@ pub(crate) fn read_positives(
         // positive outside it is an error.
         unknown_below += rows
             .iter()
-            .filter(|q| q.relevance < threshold && docs.index(&q.doc_id).is_none())
+            .filter(|q| q.relevance < threshold && index(&q.doc_id).is_none())
             .count() as u64;
         for qrel in rows.into_iter().filter(|q| q.relevance >= threshold) {
-            let Some(doc) = docs.index(&qrel.doc_id) else {
+            let Some(doc) = index(&qrel.doc_id) else {
                 return Err(Error::file(
                     path,
                     format!(
@@ -184,13 +184,14 @@ impl PoolWriter {
     /// Writes the pool of `query_id` from `hits`, its ranking to depth `k + P` (document
     /// index and score, best first): the first `k` documents not in `positives` (ascending
     /// indices) as negatives, and every positive, at its rank and score in `hits` or, when
-    /// `hits` lacks it, with rank 0 and `missed_score(i)` for `positives[i]`.
-    pub(crate) fn push(
+    /// `hits` lacks it, with rank 0 and `missed_score(i)` for `positives[i]`. `doc_id`
+    /// names a document index.
+    pub(crate) fn push<'d>(
         &mut self,
         query_id: &str,
         hits: &[(u32, f32)],
         positives: &[u32],
-        docs: &DocIds<'_>,
+        doc_id: impl Fn(u32) -> Result<&'d str>,
         missed_score: impl Fn(usize) -> f64,
     ) -> Result<()> {
         let mut found = vec![false; positives.len()];
@@ -223,7 +224,7 @@ impl PoolWriter {
             }
             self.sink.push(Candidate {
                 query_id: query_id.to_string(),
-                doc_id: docs.id(doc).to_string(),
+                doc_id: doc_id(doc)?.to_string(),
                 rank,
                 score,
                 positive,
@@ -235,7 +236,7 @@ impl PoolWriter {
             lowest_positive = lowest_positive.min(score);
             self.sink.push(Candidate {
                 query_id: query_id.to_string(),
-                doc_id: docs.id(positives[i]).to_string(),
+                doc_id: doc_id(positives[i])?.to_string(),
                 rank: 0,
                 score,
                 positive: true,
@@ -335,7 +336,6 @@ mod tests {
     fn doc_ids_are_numbered_in_sorted_order() {
         let file = Path::new("corpus.parquet");
         let docs = DocIds::new(["d9", "d10", "a", "d1"], file).unwrap();
-        assert_eq!(docs.index_of(), [3, 2, 0, 1]);
         assert_eq!(
             (docs.len(), docs.id(1), docs.index("d9")),
             (4, "d1", Some(3))

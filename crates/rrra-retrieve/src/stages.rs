@@ -17,14 +17,14 @@ fn write_run<'a>(
     out: &std::path::Path,
     query_ids: impl Iterator<Item = &'a str>,
     hits: Vec<Vec<(u32, f32)>>,
-    doc_id: impl Fn(u32) -> &'a String,
+    doc_id: impl Fn(u32) -> Result<&'a str>,
 ) -> Result<u64> {
     let mut sink = ParquetSink::<RunRow>::create(out)?;
     for (query_id, hits) in query_ids.zip(hits) {
         for (rank, (doc, score)) in hits.into_iter().enumerate() {
             sink.push(RunRow {
                 query_id: query_id.to_string(),
-                doc_id: doc_id(doc).clone(),
+                doc_id: doc_id(doc)?.to_string(),
                 rank: rank as u32 + 1,
                 score: f64::from(score),
             })?;
@@ -109,7 +109,7 @@ impl Stage for RetrieveBm25 {
             &ctx.output("run"),
             queries.iter().map(|q| q.id.as_str()),
             hits,
-            |doc| &docs[doc as usize].id,
+            |doc| Ok(docs[doc as usize].id.as_str()),
         )?;
         Ok(StageReport {
             metrics: [
@@ -130,7 +130,8 @@ impl Stage for RetrieveBm25 {
 
 /// Searches corpus rows `docs` (numbered from the start of the corpus, so ties keep corpus
 /// order across parts) for `queries` (ids, row-major vectors, width) and writes their top-k
-/// run to `out`.
+/// run to `out`. The search reads the corpus vectors only and keeps row numbers; the hits'
+/// ids are then read in one pass over the id column (only theirs are held).
 fn dense_search(
     ctx: &StageContext<'_>,
     top_k: usize,
@@ -138,45 +139,42 @@ fn dense_search(
     (corpus, docs): (&Path, std::ops::Range<u64>),
     out: &Path,
 ) -> Result<()> {
+    let corpus_dim = embeddings::width(corpus)?;
+    if corpus_dim != dim {
+        return Err(Error::file(
+            corpus,
+            format!("corpus vectors are {corpus_dim} wide, the query vectors {dim}"),
+        ));
+    }
     let mut top = TopK::new(query_ids.len(), dim, top_k)?;
-    let mut doc_ids: Vec<String> = Vec::with_capacity((docs.end - docs.start) as usize);
     let task = ctx
         .progress
         .task("dense search (docs)", Some(docs.end - docs.start));
     let mut at = 0u64;
-    let corpus_dim = embeddings::for_each_block(corpus, |ids, vectors| {
-        if vectors.len() != ids.len() * dim {
-            return Err(Error::file(
-                corpus,
-                format!("corpus vectors are not {dim} wide like the queries"),
-            ));
-        }
-        let (lo, hi) = (docs.start.max(at), docs.end.min(at + ids.len() as u64));
+    embeddings::for_each_vector_block(corpus, |vectors| {
+        let rows = (vectors.len() / dim) as u64;
+        let (lo, hi) = (docs.start.max(at), docs.end.min(at + rows));
         if lo < hi {
             let (a, b) = ((lo - at) as usize, (hi - at) as usize);
             let first = u32::try_from(lo).map_err(|_| {
                 Error::file(corpus, "more documents than u32 indices hold".to_string())
             })?;
             top.add_block(queries, &vectors[a * dim..b * dim], first)?;
-            doc_ids.extend_from_slice(&ids[a..b]);
             task.inc((b - a) as u64);
         }
-        at += ids.len() as u64;
+        at += rows;
         Ok(())
     })?;
     drop(task);
-    if corpus_dim != dim {
-        return Err(Error::Invalid(format!(
-            "query vectors are {dim} wide, corpus vectors {corpus_dim}"
-        )));
-    }
-    let first = docs.start;
-    write_run(
-        out,
-        query_ids.iter().map(String::as_str),
-        top.into_results(),
-        |doc| &doc_ids[(u64::from(doc) - first) as usize],
+    let hits = top.into_results();
+    let ids = embeddings::RowIds::read(
+        corpus,
+        hits.iter().flatten().map(|&(doc, _)| u64::from(doc)),
     )?;
+    write_run(out, query_ids.iter().map(String::as_str), hits, |doc| {
+        ids.get(u64::from(doc))
+            .ok_or_else(|| Error::file(corpus, format!("row {doc} was not read")))
+    })?;
     Ok(())
 }
 
