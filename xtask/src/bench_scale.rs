@@ -21,7 +21,10 @@
 //!   `--keep` keeps the generated data under `--dir` (default: the temp dir) and reuses it
 //!   on the next run.
 //!
-//! Peak RSS is the child's `VmHWM` (Linux), so each stage's number is its own.
+//! Peak RSS is the child's `VmHWM` (Linux), so each stage's number is its own. It counts
+//! the file-backed pages a stage maps (the adapter stages' vector sidecars and scratch
+//! files), which the kernel can drop and reload; peak anonymous RSS (the child's `RssAnon`,
+//! sampled every 20 ms by a thread of its own) is the memory that cannot be.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -289,20 +292,52 @@ fn stage(name: &str, dir: &Path, top_k: usize) {
     println!("{rows} {seconds}");
 }
 
-/// This process's peak RSS in MiB (Linux `VmHWM`; NaN elsewhere): a child reports its own.
-fn vm_hwm_mib() -> f64 {
+/// A field of this process's `/proc/self/status` in MiB (Linux; NaN elsewhere): `VmHWM`
+/// (peak RSS) or `RssAnon` (anonymous RSS now).
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Samples this process's `RssAnon` every 20 ms on a thread until [`AnonPeak::finish`].
+struct AnonPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<f64>,
+}
+
+impl AnonPeak {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = status_mib("RssAnon");
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                peak = peak.max(status_mib("RssAnon"));
+            }
+            peak
+        });
+        AnonPeak { stop, sampler }
+    }
+
+    /// The peak in MiB (a last sample included).
+    fn finish(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let last = status_mib("RssAnon");
+        self.sampler.join().expect("sampler").max(last)
+    }
 }
 
 struct Measured {
     rows: u64,
     seconds: f64,
     peak_mib: f64,
+    anon_mib: f64,
 }
 
 fn child(dir: &Path, name: &str, top_k: usize) -> Measured {
@@ -331,6 +366,7 @@ fn child(dir: &Path, name: &str, top_k: usize) -> Measured {
             rows: 0,
             seconds: f64::NAN,
             peak_mib: f64::NAN,
+            anon_mib: f64::NAN,
         };
     }
     let fields: Vec<f64> = stdout
@@ -338,16 +374,18 @@ fn child(dir: &Path, name: &str, top_k: usize) -> Measured {
         .map(|f| f.parse().unwrap())
         .collect();
     eprintln!(
-        "{name} ({}): {} rows, {:.2} s, peak RSS {:.0} MiB",
+        "{name} ({}): {} rows, {:.2} s, peak RSS {:.0} MiB, peak anonymous RSS {:.0} MiB",
         dir.display(),
         fields[0],
         fields[1],
-        fields[2]
+        fields[2],
+        fields[3]
     );
     Measured {
         rows: fields[0] as u64,
         seconds: fields[1],
         peak_mib: fields[2],
+        anon_mib: fields[3],
     }
 }
 
@@ -408,9 +446,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let top_k = list(flag("--top-k")?, &[100])?[0];
     if let Some(name) = flag("--stage")? {
         let dir = PathBuf::from(flag("--dir")?.context("--dir")?);
+        let anon = AnonPeak::start();
         stage(name, &dir, top_k);
-        // The child's peak RSS, on the same line.
-        println!("{}", vm_hwm_mib());
+        // The child's peak RSS and peak anonymous RSS.
+        println!("{} {}", status_mib("VmHWM"), anon.finish());
         return Ok(());
     }
     let docs = list(flag("--docs")?, &[100_000, 1_000_000])?;
@@ -470,9 +509,9 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     println!(
-        "| stage | input size | rows | seconds | rows/s | peak RSS MiB | RSS growth | time growth |"
+        "| stage | input size | rows | seconds | rows/s | peak RSS MiB | RSS growth | peak anon MiB | anon growth | time growth |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, (stage, size, m)) in table.iter().enumerate() {
         let first = table[..i].iter().find(|(s, _, _)| s == stage);
         let growth = |f: fn(&Measured) -> f64| {
@@ -481,12 +520,14 @@ pub fn run(args: &[String]) -> Result<()> {
             })
         };
         println!(
-            "| {stage} | {size} | {} | {:.2} | {:.0} | {:.0} | {} | {} |",
+            "| {stage} | {size} | {} | {:.2} | {:.0} | {:.0} | {} | {:.0} | {} | {} |",
             m.rows,
             m.seconds,
             m.rows as f64 / m.seconds,
             m.peak_mib,
             growth(|m| m.peak_mib),
+            m.anon_mib,
+            growth(|m| m.anon_mib),
             growth(|m| m.seconds),
         );
     }

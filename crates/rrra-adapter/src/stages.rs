@@ -7,11 +7,13 @@
 //! `score.adapter` applies it to `candidates` or to a `run` (e.g. a test top-K for
 //! reranking) and writes `scored` rows in input order.
 //!
-//! Both intern ids once ([`rrra_common::columns`]) and keep one copy of the vectors their
-//! pairs touch, moved onto the `backend:` device. `train.adapter` streams its candidates a
-//! query at a time and holds only its pool, as integers (12 bytes a pair); `score.adapter` streams:
-//! one pass interns the ids, a second scores record batch by record batch and writes as it
-//! goes, so it holds only the ids, their vectors and one batch.
+//! Both read the vectors memory-mapped ([`rrra_common::vectors::VectorFile`]: a raw `f32`
+//! sidecar of each embeddings artifact with an id index on disk), so no vector and no id
+//! is held in anonymous memory; each batch copies its rows onto the `backend:` device.
+//! `train.adapter` streams its candidates a query at a time and spills its pool, as
+//! integers (12 bytes a pair), to a memory-mapped scratch file in its work folder, with the
+//! shuffled order (4 bytes a pair) beside it. `score.adapter` streams: one pass counts the
+//! queries, a second scores `batch_size` pairs at a time and writes as it goes.
 
 use std::path::Path;
 
@@ -19,22 +21,22 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Tensor};
 use rrra_common::artifact::{ParquetSink, parquet_rows};
-use rrra_common::columns::{
-    GroupRow, Interner, VectorTable, for_each_pair_batch, for_each_query_group,
-};
+use rrra_common::columns::{GroupRow, Interner, for_each_pair_batch, for_each_query_group};
 use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Scored};
 use rrra_common::schema::ArtifactKind::{
     self, Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
 };
+use rrra_common::scratch::{Scratch, ScratchWriter};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
+use rrra_common::vectors::VectorFile;
 use rrra_common::{Error, Result};
 use rrra_encoder::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::{Class, best_positive, classify};
 use crate::model::{AdapterConfig, AdapterNet};
-use crate::train::{Pairs, TrainConfig, TrainSummary, matrix, score_rows, train};
+use crate::train::{Pairs, PoolPair, TrainConfig, TrainSummary, Vectors, score_rows, train};
 
 const WEIGHTS: &str = "adapter.bpk";
 const CONFIG: &str = "adapter.json";
@@ -185,16 +187,30 @@ impl Stage for TrainAdapter {
     }
     fn run(p: &TrainAdapterParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let device = backend_device(&p.backend)?;
-        let pool = labelled_pool(ctx.input("candidates")?, p.k_p, p.pool)?;
-        let (queries, docs, dim) = vectors(ctx, &pool.queries, &pool.docs)?;
+        let (queries, docs) = vector_files(ctx)?;
+        // The pool, spilled as row numbers of the vector files (lookups on disk).
+        let mut spill = ScratchWriter::<PoolPair>::create(&ctx.work_dir, "pool-pairs.bin")?;
+        let path = ctx.input("candidates")?;
+        for_each_pool(path, p.k_p, p.pool, |query, pool| {
+            let q = queries.row_of(query, "query")?;
+            for &(doc, class) in pool {
+                spill.push(PoolPair::new(q, docs.row_of(doc, "document")?, class))?;
+            }
+            Ok(())
+        })?;
+        let pairs = spill.finish()?;
+        let mut order = Scratch::<u32>::zeroed(&ctx.work_dir, "order.bin", pairs.as_slice().len())?;
         let data = Pairs {
-            dim,
-            queries,
-            docs,
-            pairs: pool.pairs,
+            vectors: Vectors {
+                dim: queries.dim(),
+                queries: queries.values(),
+                docs: docs.values(),
+            },
+            pairs: pairs.as_slice(),
         };
-        let config = p.config(data.dim, ctx.seed);
-        let (net, shape, summary) = train(data, &config, &device, ctx.progress);
+        let config = p.config(queries.dim(), ctx.seed);
+        let (net, shape, summary) =
+            train(data, order.as_mut_slice(), &config, &device, ctx.progress);
         let saved = SavedAdapter {
             shape,
             params: Some(p.clone()),
@@ -253,11 +269,16 @@ pub struct LabelledPool {
 }
 
 /// Streams the `candidates` artifact `path` one query at a time
-/// ([`for_each_query_group`]) and labels each query's pool; only the pool's pairs are
-/// kept, as integers, and only their ids interned (in order of first use).
-pub fn labelled_pool(path: &Path, k_p: u32, pool: usize) -> Result<LabelledPool> {
-    let (mut queries, mut docs) = (Interner::new(), Interner::new());
-    let mut pairs = Vec::new();
+/// ([`for_each_query_group`]) and calls `f(query id, pool)` with each query's pool: its
+/// positives (in file order) then its `pool` best-ranked negatives (ties by doc id, as
+/// [`rrra_common::records::split_pool`]), each `(doc id, class)`. Fails, naming the file,
+/// on a query without a positive.
+pub fn for_each_pool(
+    path: &Path,
+    k_p: u32,
+    pool: usize,
+    mut f: impl FnMut(&str, &[(&str, Class)]) -> Result<()>,
+) -> Result<()> {
     for_each_query_group(path, Candidates, |query, rows| {
         let (positives, mut negatives): (Vec<&GroupRow>, Vec<&GroupRow>) =
             rows.iter().partition(|r| r.positive);
@@ -272,10 +293,28 @@ pub fn labelled_pool(path: &Path, k_p: u32, pool: usize) -> Result<LabelledPool>
         negatives.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.doc_id.cmp(&b.doc_id)));
         negatives.truncate(pool);
         let best = best_positive(positives.iter().map(|r| r.score));
+        let labelled: Vec<(&str, Class)> = positives
+            .into_iter()
+            .chain(negatives)
+            .map(|r| {
+                let class = classify(r.positive, r.rank, r.score, k_p, best);
+                (r.doc_id.as_str(), class)
+            })
+            .collect();
+        f(query, &labelled)
+    })?;
+    Ok(())
+}
+
+/// [`for_each_pool`] kept in memory with its ids interned (in order of first use), for
+/// `train.joint`, which matches the pairs to its own training data.
+pub fn labelled_pool(path: &Path, k_p: u32, pool: usize) -> Result<LabelledPool> {
+    let (mut queries, mut docs) = (Interner::new(), Interner::new());
+    let mut pairs = Vec::new();
+    for_each_pool(path, k_p, pool, |query, labelled| {
         let q = queries.intern(query);
-        for r in positives.into_iter().chain(negatives) {
-            let class = classify(r.positive, r.rank, r.score, k_p, best);
-            pairs.push((q, docs.intern(&r.doc_id), class));
+        for &(doc, class) in labelled {
+            pairs.push((q, docs.intern(doc), class));
         }
         Ok(())
     })?;
@@ -286,22 +325,19 @@ pub fn labelled_pool(path: &Path, k_p: u32, pool: usize) -> Result<LabelledPool>
     })
 }
 
-/// The query and document vectors of the interned ids (rows in dictionary order) and
-/// their width.
-fn vectors(
-    ctx: &StageContext<'_>,
-    queries: &Interner,
-    docs: &Interner,
-) -> Result<(Vec<f32>, Vec<f32>, usize)> {
-    let q = VectorTable::read(ctx.input("queries")?, queries, "query")?;
-    let d = VectorTable::read(ctx.input("docs")?, docs, "document")?;
-    if q.dim != d.dim {
+/// The memory-mapped query and document vectors (inputs `queries`, `docs`; sidecars that
+/// cannot sit beside them go to the work folder), checked to be equally wide.
+fn vector_files(ctx: &StageContext<'_>) -> Result<(VectorFile, VectorFile)> {
+    let q = VectorFile::open(ctx.input("queries")?, &ctx.work_dir)?;
+    let d = VectorFile::open(ctx.input("docs")?, &ctx.work_dir)?;
+    if q.dim() != d.dim() {
         return Err(Error::Invalid(format!(
             "query vectors are {} wide but document vectors {}; expected one encoder's embeddings",
-            q.dim, d.dim
+            q.dim(),
+            d.dim()
         )));
     }
-    Ok((q.values, d.values, q.dim))
+    Ok((q, d))
 }
 
 /// Numbers parameters in visiting order: burn draws each `ParamId` at random and Burnpack
@@ -446,20 +482,28 @@ impl Stage for ScoreAdapter {
             };
         let device = backend_device(&p.backend)?;
         let net = load_adapter(ctx.input("adapter")?, &device)?;
-        // Pass 1: the ids, and their vectors on the device.
-        let (mut queries, mut docs) = (Interner::new(), Interner::new());
+        let (q_file, d_file) = vector_files(ctx)?;
+        let vectors = Vectors {
+            dim: q_file.dim(),
+            queries: q_file.values(),
+            docs: d_file.values(),
+        };
+        // Pass 1: the distinct queries (a bit per query vector), each checked to have a
+        // vector; documents are looked up as they are scored.
+        let mut seen = vec![0u64; q_file.rows().div_ceil(64)];
+        let mut last: Option<(String, u32)> = None;
         for_each_pair_batch(path, kind, |b| {
             for i in 0..b.len() {
-                queries.intern(b.query_id.value(i));
-                docs.intern(b.doc_id.value(i));
+                let query_id = b.query_id.value(i);
+                if last.as_ref().is_none_or(|(q, _)| q != query_id) {
+                    let r = q_file.row_of(query_id, "query")?;
+                    seen[r as usize / 64] |= 1 << (r % 64);
+                    last = Some((query_id.to_string(), r));
+                }
             }
             Ok(())
         })?;
-        let (q_values, d_values, dim) = vectors(ctx, &queries, &docs)?;
-        let (q_matrix, d_matrix) = (
-            matrix(q_values, dim, &device),
-            matrix(d_values, dim, &device),
-        );
+        let queries: u64 = seen.iter().map(|w| u64::from(w.count_ones())).sum();
         // Pass 2: score `batch_size` pairs at a time (across record batches, so the
         // forward passes do not depend on how the file is cut) and write as it goes.
         let clock = std::time::Instant::now();
@@ -473,7 +517,7 @@ impl Stage for ScoreAdapter {
             let mut pending: Vec<(Candidate, (u32, u32))> = Vec::with_capacity(p.batch_size);
             let mut flush = |pending: &mut Vec<(Candidate, (u32, u32))>| -> Result<()> {
                 let rows = pending.iter().map(|(_, at)| *at);
-                let scores = score_rows(&net, &q_matrix, &d_matrix, rows, &device);
+                let scores = score_rows(&net, &vectors, rows, &device);
                 for ((candidate, _), s) in pending.drain(..).zip(scores) {
                     sink.push(Scored {
                         candidate,
@@ -485,6 +529,7 @@ impl Stage for ScoreAdapter {
                 Ok(())
             };
             let mut row = 0u64;
+            let mut last: Option<(String, u32)> = None;
             for_each_pair_batch(path, kind, |b| {
                 for i in 0..b.len() {
                     row += 1;
@@ -492,10 +537,15 @@ impl Stage for ScoreAdapter {
                         continue;
                     }
                     let (query_id, doc_id) = (b.query_id.value(i), b.doc_id.value(i));
-                    let at = (
-                        queries.get(query_id).expect("interned in pass 1"),
-                        docs.get(doc_id).expect("interned in pass 1"),
-                    );
+                    let q = match &last {
+                        Some((q, r)) if q == query_id => *r,
+                        _ => {
+                            let r = q_file.row_of(query_id, "query")?;
+                            last = Some((query_id.to_string(), r));
+                            r
+                        }
+                    };
+                    let at = (q, d_file.row_of(doc_id, "document")?);
                     let candidate = Candidate {
                         query_id: query_id.to_string(),
                         doc_id: doc_id.to_string(),
@@ -528,7 +578,6 @@ impl Stage for ScoreAdapter {
             }
         };
         let seconds = clock.elapsed().as_secs_f64();
-        let queries = queries.len();
         Ok(StageReport {
             metrics: [
                 ("pairs".to_string(), n as f64),

@@ -40,22 +40,71 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
-/// Frozen vectors and the labelled pairs over them: pair `(i, j, class)` is query row `i`
-/// of `queries` with document row `j` of `docs`.
-#[derive(Debug, Clone)]
-pub struct Pairs {
-    pub dim: usize,
-    pub queries: Vec<f32>,
-    pub docs: Vec<f32>,
-    pub pairs: Vec<(u32, u32, Class)>,
+/// One labelled pair: query row and document row of [`Vectors`], and its [`Class`]. Plain
+/// `u32`s (12 bytes), so a pool can live in a memory-mapped scratch file.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PoolPair {
+    pub query: u32,
+    pub doc: u32,
+    class: u32,
 }
 
-impl Pairs {
+impl PoolPair {
+    pub fn new(query: u32, doc: u32, class: Class) -> Self {
+        PoolPair {
+            query,
+            doc,
+            class: class as u32,
+        }
+    }
+
+    pub fn class(&self) -> Class {
+        Class::ALL[self.class as usize]
+    }
+}
+
+/// Frozen vectors, row-major, `dim` wide: in memory or memory-mapped
+/// ([`rrra_common::vectors::VectorFile::values`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Vectors<'a> {
+    pub dim: usize,
+    pub queries: &'a [f32],
+    pub docs: &'a [f32],
+}
+
+impl Vectors<'_> {
+    /// The query and document rows of `pairs` (query row, document row), `[n, d]` each,
+    /// copied into tensors on `device`: only a batch's rows leave the (mapped) vectors.
+    fn gather(
+        &self,
+        pairs: impl Iterator<Item = (u32, u32)>,
+        device: &Device,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let d = self.dim;
+        let (mut q, mut c) = (Vec::new(), Vec::new());
+        for (i, j) in pairs {
+            let (i, j) = (i as usize, j as usize);
+            q.extend_from_slice(&self.queries[i * d..(i + 1) * d]);
+            c.extend_from_slice(&self.docs[j * d..(j + 1) * d]);
+        }
+        (matrix(q, d, device), matrix(c, d, device))
+    }
+}
+
+/// Frozen vectors and the labelled pairs over them.
+#[derive(Debug, Clone, Copy)]
+pub struct Pairs<'a> {
+    pub vectors: Vectors<'a>,
+    pub pairs: &'a [PoolPair],
+}
+
+impl Pairs<'_> {
     /// Pairs per class, in [`Class`] order.
     pub fn class_counts(&self) -> [usize; 4] {
         let mut n = [0; 4];
-        for &(_, _, c) in &self.pairs {
-            n[c as usize] += 1;
+        for p in self.pairs {
+            n[p.class() as usize] += 1;
         }
         n
     }
@@ -90,29 +139,9 @@ pub fn class_weights(counts: [usize; 4], balanced: bool) -> [f64; 4] {
 }
 
 /// A row-major `[values.len() / dim, dim]` matrix on `device`, taking the values.
-pub fn matrix(values: Vec<f32>, dim: usize, device: &Device) -> Tensor<2> {
+fn matrix(values: Vec<f32>, dim: usize, device: &Device) -> Tensor<2> {
     let rows = values.len() / dim;
     Tensor::from_data(TensorData::new(values, [rows, dim]), device)
-}
-
-fn index(values: impl Iterator<Item = u32>, device: &Device) -> Tensor<1, Int> {
-    let v: Vec<i64> = values.map(i64::from).collect();
-    let n = v.len();
-    Tensor::from_data(TensorData::new(v, [n]), device)
-}
-
-/// The query and document rows of `pairs` (query row, document row), `[n, d]` each.
-fn gather(
-    queries: &Tensor<2>,
-    docs: &Tensor<2>,
-    pairs: impl Iterator<Item = (u32, u32)> + Clone,
-    device: &Device,
-) -> (Tensor<2>, Tensor<2>) {
-    let q = queries
-        .clone()
-        .select(0, index(pairs.clone().map(|p| p.0), device));
-    let c = docs.clone().select(0, index(pairs.map(|p| p.1), device));
-    (q, c)
 }
 
 fn column(values: Vec<f32>, device: &Device) -> Tensor<2> {
@@ -181,10 +210,12 @@ pub fn loss(
 }
 
 /// Trains an adapter on `data` on `device` (any backend's; autodiff is added here). The
-/// vectors move onto the device once, outside the autodiff graph (they are frozen): each
-/// batch gathers its rows there and only those rows enter the graph.
+/// vectors stay where they are (they are frozen): each batch copies its rows onto the
+/// device, and only those rows enter the graph. `order` (one entry per pair, overwritten)
+/// holds the shuffled order of each epoch: the caller decides where it lives.
 pub fn train(
-    data: Pairs,
+    data: Pairs<'_>,
+    order: &mut [u32],
     config: &TrainConfig,
     device: &Device,
     progress: &dyn Progress,
@@ -193,7 +224,7 @@ pub fn train(
     let base = device.clone().inner();
     let autodiff = base.clone().autodiff();
     let shape = AdapterConfig {
-        dim: data.dim,
+        dim: data.vectors.dim,
         hidden: config.hidden,
     };
     let mut net = AdapterNet::new(&shape, config.seed, &autodiff);
@@ -202,16 +233,11 @@ pub fn train(
         .init();
     let counts = data.class_counts();
     let weights = class_weights(counts, config.balanced);
-    let Pairs {
-        dim,
-        queries,
-        docs,
-        pairs,
-    } = data;
-    let queries = matrix(queries, dim, &base);
-    let docs = matrix(docs, dim, &base);
-    let mut order: Vec<u32> =
-        (0..u32::try_from(pairs.len()).expect("fewer than 2^32 pairs")).collect();
+    let Pairs { vectors, pairs } = data;
+    assert_eq!(order.len(), pairs.len(), "one order entry per pair");
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = u32::try_from(i).expect("fewer than 2^32 pairs");
+    }
     let steps = pairs.len().div_ceil(config.batch_size) * config.epochs;
     let steps = config.max_steps.map_or(steps, |m| m.min(steps));
     let task = progress.task("train adapter (steps)", Some(steps as u64));
@@ -228,8 +254,8 @@ pub fn train(
         let (mut sum, mut seen) = (0.0, 0);
         for rows in order.chunks(config.batch_size).take(steps - step) {
             let batch = rows.iter().map(|&r| pairs[r as usize]);
-            let (q, c) = gather(&queries, &docs, batch.clone().map(|p| (p.0, p.1)), &base);
-            let classes: Vec<Class> = batch.map(|p| p.2).collect();
+            let (q, c) = vectors.gather(batch.clone().map(|p| (p.query, p.doc)), &base);
+            let classes: Vec<Class> = batch.map(|p| p.class()).collect();
             let loss = loss(&net, q.autodiff(), c.autodiff(), &classes, &weights, config);
             let n = rows.len() as f64;
             sum += f64::from(loss.clone().into_scalar::<f32>()) * n;
@@ -241,19 +267,17 @@ pub fn train(
         epoch_loss.push(sum / seen.max(1) as f64);
     }
     drop(task);
-    drop(order);
     let net = net.valid();
     let mut mean_s_fn = [0.0; 4];
     for chunk in pairs.chunks(4096) {
         let scores = score_rows(
             &net,
-            &queries,
-            &docs,
-            chunk.iter().map(|p| (p.0, p.1)),
+            &vectors,
+            chunk.iter().map(|p| (p.query, p.doc)),
             &base,
         );
-        for (&(_, _, c), s) in chunk.iter().zip(&scores) {
-            mean_s_fn[c as usize] += f64::from(s.s_fn);
+        for (p, s) in chunk.iter().zip(&scores) {
+            mean_s_fn[p.class() as usize] += f64::from(s.s_fn);
         }
     }
     for (m, &n) in mean_s_fn.iter_mut().zip(&counts) {
@@ -285,32 +309,28 @@ pub struct PairScores {
 /// `device`, calling `done` with the pairs of each finished batch.
 pub fn score(
     net: &AdapterNet,
-    data: &Pairs,
+    data: &Pairs<'_>,
     batch: usize,
     device: &Device,
     done: &mut dyn FnMut(u64),
 ) -> Vec<PairScores> {
-    let queries = matrix(data.queries.clone(), data.dim, device);
-    let docs = matrix(data.docs.clone(), data.dim, device);
     let mut out = Vec::with_capacity(data.pairs.len());
     for pairs in data.pairs.chunks(batch.max(1)) {
-        let rows = pairs.iter().map(|p| (p.0, p.1));
-        out.extend(score_rows(net, &queries, &docs, rows, device));
+        let rows = pairs.iter().map(|p| (p.query, p.doc));
+        out.extend(score_rows(net, &data.vectors, rows, device));
         done(pairs.len() as u64);
     }
     out
 }
 
-/// The scores of one batch of pairs (query row of `queries`, document row of `docs`), all
-/// on `device`.
+/// The scores of one batch of pairs (query row, document row of `vectors`), on `device`.
 pub fn score_rows(
     net: &AdapterNet,
-    queries: &Tensor<2>,
-    docs: &Tensor<2>,
-    pairs: impl Iterator<Item = (u32, u32)> + Clone,
+    vectors: &Vectors<'_>,
+    pairs: impl Iterator<Item = (u32, u32)>,
     device: &Device,
 ) -> Vec<PairScores> {
-    let (q, c) = gather(queries, docs, pairs, device);
+    let (q, c) = vectors.gather(pairs, device);
     let o = net.forward(q, c);
     let probs = softmax(o.logits, 1);
     let p_rel = probs.narrow(1, 0, 2).sum_dim(1);
@@ -335,9 +355,35 @@ mod tests {
         Device::flex()
     }
 
+    /// Vectors and pairs, owned.
+    struct Toy {
+        dim: usize,
+        queries: Vec<f32>,
+        docs: Vec<f32>,
+        pairs: Vec<PoolPair>,
+    }
+
+    impl Toy {
+        fn data(&self) -> Pairs<'_> {
+            Pairs {
+                vectors: Vectors {
+                    dim: self.dim,
+                    queries: &self.queries,
+                    docs: &self.docs,
+                },
+                pairs: &self.pairs,
+            }
+        }
+
+        fn train(&self, config: &TrainConfig) -> (AdapterNet, AdapterConfig, TrainSummary) {
+            let mut order = vec![0; self.pairs.len()];
+            train(self.data(), &mut order, config, &cpu(), &Silent)
+        }
+    }
+
     /// Queries and documents in 16-d where "relevant" documents lie close to their query;
     /// some relevant documents are labelled (gold), others are hidden among the negatives.
-    fn toy(seed: u64) -> (Pairs, Vec<bool>) {
+    fn toy(seed: u64) -> (Toy, Vec<bool>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let dim = 16;
         let unit = |v: Vec<f32>| {
@@ -365,13 +411,13 @@ mod tests {
                     (false, true) => Class::Fp,
                     (false, false) => Class::Tn,
                 };
-                pairs.push((qi, id, class));
+                pairs.push(PoolPair::new(qi, id, class));
                 hidden.push(relevant && !gold);
             }
             queries.extend(q);
         }
         (
-            Pairs {
+            Toy {
                 dim,
                 queries,
                 docs,
@@ -398,8 +444,9 @@ mod tests {
 
     #[test]
     fn training_lowers_the_loss_and_scores_hidden_positives_higher() {
-        let (data, hidden) = toy(1);
-        let (net, _, summary) = train(data.clone(), &config(5), &cpu(), &Silent);
+        let (toy, hidden) = toy(1);
+        let (net, _, summary) = toy.train(&config(5));
+        let data = toy.data();
         let first = summary.epoch_loss[0];
         let last = *summary.epoch_loss.last().unwrap();
         assert!(last < 0.8 * first, "loss {first} -> {last}");
@@ -407,9 +454,9 @@ mod tests {
         let mean = |want: bool| {
             let v: Vec<f64> = scores
                 .iter()
-                .zip(&data.pairs)
+                .zip(data.pairs)
                 .zip(&hidden)
-                .filter(|((_, p), h)| !p.2.gold() && **h == want)
+                .filter(|((_, p), h)| !p.class().gold() && **h == want)
                 .map(|((s, _), _)| f64::from(s.s_fn))
                 .collect();
             v.iter().sum::<f64>() / v.len() as f64
@@ -429,12 +476,12 @@ mod tests {
 
     #[test]
     fn same_seed_same_adapter() {
-        let (data, _) = toy(2);
+        let (toy, _) = toy(2);
         let mut c = config(9);
         c.epochs = 2;
-        let run = || train(data.clone(), &c, &cpu(), &Silent).0;
-        let a = score(&run(), &data, 64, &cpu(), &mut |_| {});
-        let b = score(&run(), &data, 64, &cpu(), &mut |_| {});
+        let run = || toy.train(&c).0;
+        let a = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {});
+        let b = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {});
         assert_eq!(a, b);
     }
 

@@ -11,12 +11,33 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, TrainAdapterParams, save_adapter};
-use rrra_adapter::train::{PairScores, Pairs, score, train};
+use rrra_adapter::train::{PairScores, Pairs, PoolPair, Vectors, score, train};
 use rrra_common::progress::Silent;
 use rrra_encoder::Backend;
 
+/// Vectors and pairs, owned.
+struct Toy {
+    dim: usize,
+    queries: Vec<f32>,
+    docs: Vec<f32>,
+    pairs: Vec<PoolPair>,
+}
+
+impl Toy {
+    fn data(&self) -> Pairs<'_> {
+        Pairs {
+            vectors: Vectors {
+                dim: self.dim,
+                queries: &self.queries,
+                docs: &self.docs,
+            },
+            pairs: &self.pairs,
+        }
+    }
+}
+
 /// 40 queries with 16 candidates each in 32-d; the first two near the query are labelled.
-fn data() -> Pairs {
+fn toy() -> Toy {
     let (dim, mut rng) = (32, ChaCha8Rng::seed_from_u64(3));
     let mut unit = |center: Option<&[f32]>, noise: f32| -> Vec<f32> {
         let v: Vec<f32> = (0..dim)
@@ -32,12 +53,12 @@ fn data() -> Pairs {
             let d = unit(Some(&qv), if j < 3 { 0.5 } else { 1.5 });
             let class = [Class::Tp, Class::Fn, Class::Fp][j.min(2)];
             let class = if j > 4 { Class::Tn } else { class };
-            pairs.push((q, (docs.len() / dim) as u32, class));
+            pairs.push(PoolPair::new(q, (docs.len() / dim) as u32, class));
             docs.extend(d);
         }
         queries.extend(qv);
     }
-    Pairs {
+    Toy {
         dim,
         queries,
         docs,
@@ -61,15 +82,17 @@ fn max_diff(a: &[PairScores], b: &[PairScores]) -> f32 {
 
 #[test]
 fn other_backends_match_cpu() {
-    let data = data();
+    let toy = toy();
+    let data = toy.data();
+    let mut order = vec![0; toy.pairs.len()];
     let params = TrainAdapterParams {
         epochs: 4,
         batch_size: 64,
         ..Default::default()
     };
-    let config = params.config(data.dim, 17);
+    let config = params.config(toy.dim, 17);
     let cpu = Backend::Cpu.device().unwrap();
-    let (net, shape, summary) = train(data.clone(), &config, &cpu, &Silent);
+    let (net, shape, summary) = train(data, &mut order, &config, &cpu, &Silent);
     let on_cpu = score(&net, &data, 100, &cpu, &mut |_| {});
     let dir = tempfile::tempdir().unwrap();
     let saved = SavedAdapter {
@@ -92,7 +115,7 @@ fn other_backends_match_cpu() {
         println!("{backend}: cpu weights, max score difference {d:e}");
         assert!(d < 1e-4, "{backend}: scores differ from cpu by {d}");
         // Trained there from the same seed: the same path up to rounding.
-        let (net, _, s) = train(data.clone(), &config, &device, &Silent);
+        let (net, _, s) = train(data, &mut order, &config, &device, &Silent);
         let trained = score(&net, &data, 100, &device, &mut |_| {});
         let d = max_diff(&on_cpu, &trained);
         println!(

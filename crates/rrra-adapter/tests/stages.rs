@@ -219,6 +219,27 @@ fn trained_adapters_score_candidates_and_runs_deterministically() {
         assert!(!r.candidate.positive);
         assert_eq!((r.qa_score, r.s_fn, r.p_rel), (s.qa_score, s.s_fn, s.p_rel));
     }
+
+    // The vectors are memory-mapped from sidecars written beside the embeddings; the
+    // pool's scratch files go with the run.
+    for e in [&q, &d] {
+        let name = e.file_name().unwrap().to_string_lossy();
+        assert!(e.with_file_name(format!("{name}.f32")).is_file(), "{name}");
+    }
+    let work = a1.parent().unwrap().join("work");
+    assert!(work.is_dir() && std::fs::read_dir(&work).unwrap().next().is_none());
+    // Embeddings rewritten (each vector reversed) are read anew, not through the old
+    // sidecar: the same seed trains another adapter.
+    let (ids, values, dim) = rrra_common::embeddings::read_all(&d).unwrap();
+    let mut sink = EmbeddingSink::create(&d, dim).unwrap();
+    for (id, v) in ids.iter().zip(values.chunks(dim)) {
+        let reversed: Vec<f32> = v.iter().rev().copied().collect();
+        sink.push(id, &reversed).unwrap();
+    }
+    sink.finish().unwrap();
+    let a4 = train(dir.path(), "a4", 5, &c, &q, &d);
+    let bytes = |a: &Path| std::fs::read(a.join("adapter.bpk")).unwrap();
+    assert_ne!(bytes(&a1), bytes(&a4));
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! touch hundreds of millions of rows. Ids are interned once into dictionaries
 //! ([`Interner`]), or rows are not kept at all: [`for_each_pair_batch`] hands out one Arrow
 //! record batch at a time, borrowed, and [`for_each_query_group`] one query's rows at a
-//! time. [`VectorTable`] reads from an embeddings file the
-//! vectors of the interned ids only, one copy, in dictionary order.
+//! time (keeping a 128-bit hash of each query id done, 16 B a query, to refuse a query
+//! whose rows resume later). Vectors are read through [`crate::vectors`].
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -13,7 +13,6 @@ use arrow::array::{Array, AsArray, BooleanArray, StringArray};
 use arrow::datatypes::{Float64Type, UInt32Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::embeddings;
 use crate::schema::{ArtifactKind, KIND_KEY, VERSION_KEY};
 use crate::{Error, Result};
 
@@ -198,7 +197,13 @@ pub fn for_each_query_group(
     kind: ArtifactKind,
     mut f: impl FnMut(&str, &[GroupRow]) -> Result<()>,
 ) -> Result<usize> {
-    let mut done: HashSet<String> = HashSet::new();
+    // blake3 of each finished query id, truncated to 128 bits (a collision is ~2^-64 at
+    // 10^10 queries): O(queries) at 16 B each rather than the ids themselves.
+    let key = |q: &str| -> u128 {
+        let h = blake3::hash(q.as_bytes());
+        u128::from_le_bytes(h.as_bytes()[..16].try_into().expect("16 bytes"))
+    };
+    let mut done: HashSet<u128> = HashSet::new();
     let mut current: Option<String> = None;
     let mut rows: Vec<GroupRow> = Vec::new();
     let mut record = 0usize;
@@ -210,9 +215,9 @@ pub fn for_each_query_group(
                 if let Some(q) = current.take() {
                     f(&q, &rows)?;
                     rows.clear();
-                    done.insert(q);
+                    done.insert(key(&q));
                 }
-                if done.contains(query_id) {
+                if done.contains(&key(query_id)) {
                     return Err(Error::file(
                         path,
                         format!(
@@ -236,59 +241,15 @@ pub fn for_each_query_group(
     })?;
     if let Some(q) = current.take() {
         f(&q, &rows)?;
-        done.insert(q);
+        done.insert(key(&q));
     }
     Ok(done.len())
-}
-
-/// The vectors of an [`Interner`]'s ids, read from an embeddings file: row `i` is id `i`'s.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VectorTable {
-    pub dim: usize,
-    pub values: Vec<f32>,
-}
-
-impl VectorTable {
-    /// Reads the vector of every id of `ids` from the embeddings file `path` (ids it has
-    /// that `ids` lacks are skipped). `what` names the ids in errors ("query",
-    /// "document"). Fails when an id has no vector or two.
-    pub fn read(path: &Path, ids: &Interner, what: &str) -> Result<Self> {
-        let mut values: Vec<f32> = Vec::new();
-        let mut seen = vec![false; ids.len()];
-        let dim = embeddings::for_each_block(path, |block_ids, block| {
-            let dim = block.len() / block_ids.len().max(1);
-            if values.is_empty() && !ids.is_empty() {
-                values = vec![0.0; ids.len() * dim];
-            }
-            for (j, id) in block_ids.iter().enumerate() {
-                let Some(i) = ids.get(id) else { continue };
-                let i = i as usize;
-                if std::mem::replace(&mut seen[i], true) {
-                    return Err(Error::file(path, format!("{what} {id:?} has two vectors")));
-                }
-                values[i * dim..(i + 1) * dim].copy_from_slice(&block[j * dim..(j + 1) * dim]);
-            }
-            Ok(())
-        })?;
-        if let Some(i) = seen.iter().position(|&s| !s) {
-            return Err(Error::file(
-                path,
-                format!(
-                    "no vector for {what} {:?}; expected every {what} of the pairs to be embedded",
-                    ids.id(i as u32)
-                ),
-            ));
-        }
-        values.resize(ids.len() * dim, 0.0);
-        Ok(VectorTable { dim, values })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::artifact::write_rows;
-    use crate::embeddings::EmbeddingSink;
     use crate::records::{Candidate, RunRow};
 
     fn cand(q: &str, d: &str, rank: u32, positive: bool) -> Candidate {
@@ -362,27 +323,5 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("r.parquet"), "{err}");
-    }
-
-    #[test]
-    fn vectors_of_interned_ids_in_dictionary_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("e.parquet");
-        let mut sink = EmbeddingSink::create(&path, 2).unwrap();
-        for (id, v) in [("x", [1.0, 2.0]), ("y", [3.0, 4.0]), ("z", [5.0, 6.0])] {
-            sink.push(id, &v).unwrap();
-        }
-        sink.finish().unwrap();
-        let mut ids = Interner::new();
-        ids.intern("z");
-        ids.intern("x");
-        let t = VectorTable::read(&path, &ids, "document").unwrap();
-        assert_eq!((t.dim, t.values), (2, vec![5.0, 6.0, 1.0, 2.0]));
-        ids.intern("w");
-        let err = VectorTable::read(&path, &ids, "document").unwrap_err();
-        assert!(
-            err.to_string().contains("no vector for document \"w\""),
-            "{err}"
-        );
     }
 }

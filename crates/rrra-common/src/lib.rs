@@ -2,8 +2,8 @@
 //! stage crate: records ([`records`]), one versioned Arrow schema per artifact kind
 //! ([`schema`]), Parquet reading and writing with temp-then-rename ([`artifact`]), columnar
 //! reading of pair artifacts ([`columns`]), manifests ([`manifest`]), part-based outputs
-//! ([`parts`]), the [`stage::Stage`]
-//! trait, and progress reporting ([`progress`]).
+//! ([`parts`]), memory-mapped vectors ([`vectors`]) and scratch arrays ([`scratch`]), the
+//! [`stage::Stage`] trait, and progress reporting ([`progress`]).
 
 pub mod artifact;
 pub mod columns;
@@ -15,7 +15,9 @@ pub mod progress;
 pub mod records;
 pub mod report;
 pub mod schema;
+pub mod scratch;
 pub mod stage;
 pub mod table;
+pub mod vectors;
 
 pub use error::{Error, Result};

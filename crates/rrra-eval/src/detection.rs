@@ -8,15 +8,18 @@
 //! ([`rrra_common::columns::for_each_query_group`]): the first pass keeps the detector
 //! scores of the pooled hidden documents (a few per query), the second counts, for every
 //! other pooled negative, the hidden ones it outranks. Memory holds one query's rows, the
-//! hidden qrels and the pooled hidden scores, not the rows; the AUC is exact (the
-//! Mann-Whitney count equals the rank-sum form).
+//! hidden qrels (packed, [`Hidden`]), the pooled hidden scores (40 B each) and, per query
+//! with a hidden document in its pool, its hit counts (28 B), not the rows; the AUC is
+//! exact (the Mann-Whitney count equals the rank-sum form).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rrra_common::columns::{GroupRow, for_each_query_group};
 use rrra_common::schema::ArtifactKind;
 use rrra_common::{Error, Result};
+
+use crate::hidden::Hidden;
 
 /// The detectors compared, each a score where higher means "more likely a false negative".
 pub const DETECTORS: [&str; 5] = ["s_fn", "p_rel", "qa_score", "score", "simans"];
@@ -66,21 +69,21 @@ fn pooled(rows: &[GroupRow], pool: usize) -> Option<(f64, Vec<&GroupRow>)> {
 
 /// Measures detection over the `scored` artifact `path` (each query's rows contiguous),
 /// whose negatives are the candidates with `positive == false` among each query's `pool`
-/// best-ranked ones (ties by doc id); `hidden` maps a query id to the distinct documents
-/// hidden from its qrels. SimANS uses `(a, b)` with the query's best positive score as `s_pos`
+/// best-ranked ones (ties by doc id); `hidden` holds the documents hidden from each query's
+/// qrels. SimANS uses `(a, b)` with the query's best positive score as `s_pos`
 /// (queries without a positive are skipped). Per-query measures are averaged in query id
 /// order. Fails, naming the record, on a non-finite score.
 pub fn detect(
     path: &Path,
-    hidden: &HashMap<String, Vec<String>>,
+    hidden: &Hidden,
     pool: usize,
     k: usize,
     (a, b): (f64, f64),
 ) -> Result<Detection> {
-    let no_hidden = Vec::new();
-    // Pass 1: the hidden documents' scores, per-query P@k and R@k, the counts.
+    // Pass 1: the hidden documents' scores, per-query hits in the top k (with the query's
+    // place in id order and its pooled hidden count), the counts.
     let mut positives: Vec<Vec<f64>> = vec![Vec::new(); DETECTORS.len()];
-    let mut per_query: Vec<(String, [f64; 5], [f64; 5])> = Vec::new();
+    let mut per_query: Vec<(u32, [u32; 5], u32)> = Vec::new();
     let (mut pooled_n, mut hidden_total) = (0usize, 0usize);
     for_each_query_group(path, ArtifactKind::Scored, |query, rows| {
         if let Some(r) = rows
@@ -98,7 +101,7 @@ pub fn detect(
         let Some((s_pos, negatives)) = pooled(rows, pool) else {
             return Ok(());
         };
-        let hidden_docs = hidden.get(query).unwrap_or(&no_hidden);
+        let hidden_docs = hidden.query(query);
         hidden_total += hidden_docs.len();
         pooled_n += negatives.len();
         let is_hidden: Vec<bool> = negatives
@@ -118,16 +121,17 @@ pub fn detect(
         if n_hidden == 0 {
             return Ok(());
         }
-        let (mut prec, mut rec) = ([0.0; 5], [0.0; 5]);
-        for d in 0..DETECTORS.len() {
+        let mut hits = [0u32; 5];
+        for (d, hit) in hits.iter_mut().enumerate() {
             let mut order: Vec<usize> = (0..negatives.len()).collect();
             // Highest score first; ties broken by the first-stage order.
             order.sort_by(|&x, &y| scores[y][d].total_cmp(&scores[x][d]).then(x.cmp(&y)));
-            let hits = order.iter().take(k).filter(|&&i| is_hidden[i]).count();
-            prec[d] = hits as f64 / k as f64;
-            rec[d] = hits as f64 / n_hidden as f64;
+            let n = order.iter().take(k).filter(|&&i| is_hidden[i]).count();
+            *hit = u32::try_from(n).expect("a pool of fewer than 2^32");
         }
-        per_query.push((query.to_string(), prec, rec));
+        let place = u32::try_from(hidden_docs.order()).expect("fewer than 2^32 hidden pairs");
+        let n_hidden = u32::try_from(n_hidden).expect("a pool of fewer than 2^32");
+        per_query.push((place, hits, n_hidden));
         Ok(())
     })?;
     for column in &mut positives {
@@ -140,7 +144,7 @@ pub fn detect(
         let Some((s_pos, negatives)) = pooled(rows, pool) else {
             return Ok(());
         };
-        let hidden_docs = hidden.get(query).unwrap_or(&no_hidden);
+        let hidden_docs = hidden.query(query);
         for s in negatives
             .iter()
             .filter(|s| !hidden_docs.contains(&s.doc_id))
@@ -154,7 +158,8 @@ pub fn detect(
         }
         Ok(())
     })?;
-    per_query.sort_by(|x, y| x.0.cmp(&y.0));
+    // Summed in query id order (as the measures always were, so they keep their bits).
+    per_query.sort_unstable_by_key(|x| x.0);
     let queries = per_query.len();
     let q = queries.max(1) as f64;
     let pooled_hidden = positives[0].len();
@@ -164,9 +169,9 @@ pub fn detect(
         .enumerate()
         .map(|(d, &name)| {
             let (mut prec, mut rec) = (0.0, 0.0);
-            for (_, p, r) in &per_query {
-                prec += p[d];
-                rec += r[d];
+            for &(_, hits, n_hidden) in &per_query {
+                prec += f64::from(hits[d]) / k as f64;
+                rec += f64::from(hits[d]) / f64::from(n_hidden);
             }
             let auc = if pooled_hidden == 0 || negatives == 0 {
                 f64::NAN
@@ -231,23 +236,15 @@ mod tests {
         Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
     }
 
-    fn hidden_map(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
-        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    fn hidden_map(pairs: &[(&str, &str)]) -> Hidden {
+        let mut hidden = Hidden::new();
         for (q, d) in pairs {
-            let docs = map.entry(q.to_string()).or_default();
-            if !docs.iter().any(|x| x == d) {
-                docs.push(d.to_string());
-            }
+            hidden.push(q, d);
         }
-        map
+        hidden.finish()
     }
 
-    fn detect_rows(
-        rows: Vec<Scored>,
-        hidden: &HashMap<String, Vec<String>>,
-        pool: usize,
-        k: usize,
-    ) -> Result<Detection> {
+    fn detect_rows(rows: Vec<Scored>, hidden: &Hidden, pool: usize, k: usize) -> Result<Detection> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scored.parquet");
         write_rows(&path, rows).unwrap();
@@ -347,7 +344,8 @@ mod tests {
                 }
             }
         }
-        let hidden = hidden_map(&hidden);
+        let hidden_pairs = hidden;
+        let hidden = hidden_map(&hidden_pairs);
         let pool = 20;
         let d = detect_rows(rows.clone(), &hidden, pool, 5).unwrap();
         // The oracle: every pooled negative's detector scores, labelled.
@@ -362,7 +360,7 @@ mod tests {
                 for (column, x) in columns.iter_mut().zip(scores) {
                     column.push(x);
                 }
-                labels.push(hidden.get(q).is_some_and(|h| h.contains(&c.doc_id)));
+                labels.push(hidden_pairs.contains(&(q.as_str(), c.doc_id.as_str())));
             }
         }
         assert_eq!(d.pooled, labels.len());

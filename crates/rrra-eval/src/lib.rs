@@ -5,13 +5,15 @@
 //! * [`has_answer`] / [`answer_top_k`]: DPR's answer-match top-k accuracy.
 //! * [`paired_t_test`] / [`randomisation_test`]: paired significance between two systems;
 //!   [`detectable_difference`]: the smallest difference such a test would detect.
-//! * [`detection`]: false-negative detection measures (ROC-AUC, P@k, R@k).
+//! * [`detection`]: false-negative detection measures (ROC-AUC, P@k, R@k), over the
+//!   packed [`hidden`] qrels.
 //! * [`write_trec_run`] / [`write_trec_qrels`]: TREC text export.
 //! * [`stages`]: the `eval.trec` and `eval.compare` pipeline stages.
 
 mod answers;
 pub mod detection;
 mod evaluate;
+pub mod hidden;
 mod measure;
 mod qrels;
 mod rng;

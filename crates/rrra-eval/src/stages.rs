@@ -15,6 +15,7 @@ use rrra_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::detection::detect;
+use crate::hidden::Hidden;
 use crate::{Measure, Qrels, Run, answer_top_k, evaluate, paired_t_test, randomisation_test};
 
 fn parse_measures(names: &[String]) -> Result<Vec<Measure>, String> {
@@ -364,20 +365,15 @@ impl Stage for EvalFnDetection {
     }
     fn run(p: &FnDetectionParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let hidden_path = ctx.input("hidden")?;
-        // Streamed into per-query lists (a few documents each; duplicates dropped).
-        let mut hidden: HashMap<String, Vec<String>> = HashMap::new();
+        // Streamed into packed pairs (duplicates dropped).
+        let mut hidden = Hidden::new();
         for_each_batch::<Qrel>(hidden_path, |rows| {
-            for q in rows
-                .into_iter()
-                .filter(|q| q.relevance >= p.relevance_threshold)
-            {
-                let docs = hidden.entry(q.query_id).or_default();
-                if !docs.contains(&q.doc_id) {
-                    docs.push(q.doc_id);
-                }
+            for q in rows.iter().filter(|q| q.relevance >= p.relevance_threshold) {
+                hidden.push(&q.query_id, &q.doc_id);
             }
             Ok(())
         })?;
+        let hidden = hidden.finish();
         let d = detect(ctx.input("scored")?, &hidden, p.pool, p.k, (p.a, p.b))?;
         if d.pooled_hidden == 0 {
             return Err(Error::file(
