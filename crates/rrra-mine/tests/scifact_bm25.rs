@@ -52,7 +52,7 @@ fn scifact_train_every_judged_query_gets_k_negatives() {
     let beir = BeirParams {
         path: data.into(),
         split: "train".into(),
-        all_queries: false,
+        ..BeirParams::default()
     };
     run::<IngestBeir>(&beir, &[], &ingested);
     let inputs = ["corpus", "queries", "qrels"].map(|port| (port, output_file(&ingested, port)));
