@@ -11,6 +11,7 @@ use rrra_common::records::{Candidate, Doc, Example, Scored};
 use rrra_common::stage::{Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
 
+use super::pool::dot;
 use super::*;
 use crate::sampling::{PoolEntry, Weighting};
 
