@@ -1,8 +1,9 @@
-//! `cargo xtask kinds [--params]`: every stage kind with its version, inputs and outputs;
-//! with `--params`, every param with its type, default and one-line doc, read from the
+//! `cargo xtask kinds [--params]`: every stage kind with its version, inputs, outputs and
+//! source file (from the implementing type's Rust path, see [`source_file`]); with `--params`, every param with its type, default and one-line doc, read from the
 //! params' JSON schema (doc comments become descriptions).
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use rrra_common::stage::Port;
 use serde_json::Value;
@@ -26,14 +27,18 @@ pub fn listing(params: bool) -> String {
         };
         writeln!(
             out,
-            "{:<22} v{}  {}\n{:<26}in: {}\n{:<26}out: {}",
+            "{:<22} v{}  {}\n{:<26}in: {}\n{:<26}out: {}\n{:<26}src: {}",
             s.kind(),
             s.version(),
             s.about(),
             "",
             ports(s.inputs()),
             "",
-            ports(s.outputs())
+            ports(s.outputs()),
+            "",
+            source_file(&root(), s.type_path())
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| format!("? ({})", s.type_path()))
         )
         .expect("writing to a String");
         if params {
@@ -48,6 +53,40 @@ pub fn listing(params: bool) -> String {
         }
     }
     out
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// The file, relative to the workspace `root`, that defines the type at `type_path`
+/// (`rrra_mine::dense::MineDense` -> `crates/rrra-mine/src/dense.rs`): crate `rrra_x` is
+/// `crates/rrra-x`, module `a::b` is `src/a/b.rs` or `src/a/b/mod.rs`; the deepest module
+/// with a file wins (a deeper one is inline), the crate root last. `None` when no file
+/// exists.
+pub fn source_file(root: &Path, type_path: &str) -> Option<PathBuf> {
+    let segments: Vec<&str> = type_path.split("::").collect();
+    let (krate, rest) = segments.split_first()?;
+    let modules = rest.split_last().map(|(_, m)| m).unwrap_or_default();
+    let src = Path::new("crates")
+        .join(krate.replace('_', "-"))
+        .join("src");
+    (0..=modules.len()).rev().find_map(|depth| {
+        let candidates = if depth == 0 {
+            vec![src.join("lib.rs")]
+        } else {
+            let dir: PathBuf = modules[..depth].iter().collect();
+            vec![
+                src.join(&dir).with_extension("rs"),
+                src.join(&dir).join("mod.rs"),
+            ]
+        };
+        candidates.into_iter().find(|c| root.join(c).is_file())
+    })
 }
 
 /// One param as `kinds --params` shows it.
@@ -200,6 +239,46 @@ mod tests {
             undocumented.is_empty(),
             "params without a doc comment: {undocumented:?}"
         );
+    }
+
+    #[test]
+    fn every_kind_names_the_file_that_implements_it() {
+        let root = root();
+        for s in rrra_runner::registry::all() {
+            let file = source_file(&root, s.type_path())
+                .unwrap_or_else(|| panic!("{}: no file for {}", s.kind(), s.type_path()));
+            let text = std::fs::read_to_string(root.join(&file)).expect("a source file");
+            let ty = s.type_path().rsplit("::").next().expect("a type name");
+            assert!(
+                text.contains(&format!("Stage for {ty} ")),
+                "{}: {} does not implement Stage for {ty}",
+                s.kind(),
+                file.display()
+            );
+        }
+        assert!(listing(false).contains("src: crates/rrra-mine/src/dense.rs"));
+    }
+
+    #[test]
+    fn a_type_path_maps_to_the_deepest_module_file() {
+        let root = tempfile::tempdir().expect("a temp dir");
+        let src = root.path().join("crates/rrra-x/src");
+        std::fs::create_dir_all(src.join("stages/inner")).expect("dirs");
+        for f in ["lib.rs", "stages/mod.rs", "stages/inner.rs"] {
+            std::fs::write(src.join(f), "").expect("a file");
+        }
+        let at = |p: &str| source_file(root.path(), p).map(|p| p.display().to_string());
+        assert_eq!(
+            at("rrra_x::stages::inner::T").as_deref(),
+            Some("crates/rrra-x/src/stages/inner.rs")
+        );
+        // `inline` has no file: it is a module inside `stages/mod.rs`.
+        assert_eq!(
+            at("rrra_x::stages::inline::T").as_deref(),
+            Some("crates/rrra-x/src/stages/mod.rs")
+        );
+        assert_eq!(at("rrra_x::T").as_deref(), Some("crates/rrra-x/src/lib.rs"));
+        assert_eq!(at("rrra_y::T"), None);
     }
 
     #[test]

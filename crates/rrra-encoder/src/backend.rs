@@ -22,6 +22,22 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend named by a `backend` param, when it is compiled in (the message names
+    /// the param).
+    pub fn from_param(name: &str) -> std::result::Result<Backend, String> {
+        let backend = Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| format!("param backend: unknown backend {name:?} (cpu, tch, wgpu)"))?;
+        if !backend.is_compiled() {
+            return Err(format!(
+                "param backend: {name:?} is not compiled in; build with it: \
+                 `cargo run --release -p xtask --features {name} -- run FILE`"
+            ));
+        }
+        Ok(backend)
+    }
+
     /// All backends, compiled in or not.
     pub const ALL: [Backend; 3] = [Backend::Cpu, Backend::Tch, Backend::Wgpu];
 

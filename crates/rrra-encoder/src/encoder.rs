@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use rrra_common::progress::Progress;
+use rrra_common::records::Doc;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -263,4 +264,15 @@ pub(crate) fn embed_batch(
     } else {
         pooled
     }
+}
+
+/// The text a document is encoded from: `title + " " + text` (as BEIR does), trimmed,
+/// after `prefix`.
+pub fn doc_text(d: &Doc, prefix: &str) -> String {
+    let text = if d.title.is_empty() {
+        d.text.clone()
+    } else {
+        format!("{} {}", d.title, d.text)
+    };
+    format!("{prefix}{}", text.trim())
 }

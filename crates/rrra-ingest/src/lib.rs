@@ -25,7 +25,6 @@ mod lines;
 mod mapped;
 mod msmarco;
 mod open;
-pub mod own_stages;
 mod pairs;
 mod psgs;
 mod qa;

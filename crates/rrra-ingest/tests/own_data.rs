@@ -14,11 +14,9 @@ use rrra_common::progress::Silent;
 use rrra_common::records::{Doc, Qrel, Query};
 use rrra_common::stage::{Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
-use rrra_ingest::own_stages::{
-    CorpusFormat, CorpusParams, IngestCorpus, IngestPairs, IngestTrec, PairsParams, TrecParams,
-};
 use rrra_ingest::stages::{
-    BeirParams, IngestBeir, IngestQueries, QueriesParams, QueryFormat, UnknownDocs,
+    BeirParams, CorpusFormat, CorpusParams, IngestBeir, IngestCorpus, IngestPairs, IngestQueries,
+    IngestTrec, PairsParams, QueriesParams, QueryFormat, TrecParams, UnknownDocs,
 };
 use rrra_ingest::{
     DocFields, IdIndex, PairFields, QrelFields, QueryFields, Remote, SgmlTags, Source, Table,

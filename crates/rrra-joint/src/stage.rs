@@ -9,7 +9,7 @@ use rrra_common::schema::ArtifactKind::{
 };
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
-use rrra_encoder::stages::{TrainParams, fine_tune, load_training_data};
+use rrra_encoder::finetune::{TrainParams, fine_tune, load_training_data};
 use serde::{Deserialize, Serialize};
 
 use crate::JointAdapter;

@@ -11,8 +11,9 @@
 pub mod sampling;
 pub mod stages;
 
+pub use sampling::Hardness;
 pub use stages::{
-    FnScore, HardnessKind, MarginMode, MarginParams, RandomParams, ResampleMargin, ResampleRandom,
-    ResampleRrra, ResampleSimans, ResampleTriSampler, ResampleUniform, RrraParams, SimansParams,
+    FnScore, MarginMode, MarginParams, RandomParams, ResampleMargin, ResampleRandom, ResampleRrra,
+    ResampleSimans, ResampleTriSampler, ResampleUniform, RrraParams, SimansParams,
     TriSamplerParams, UniformParams,
 };

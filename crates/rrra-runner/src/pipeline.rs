@@ -37,6 +37,8 @@ struct RawStage {
     inputs: BTreeMap<String, String>,
     #[serde(default)]
     params: Option<serde_yaml::Value>,
+    #[serde(default)]
+    sweep: Option<String>,
 }
 
 /// An input port connected to an output of an upstream stage.
@@ -54,6 +56,10 @@ pub struct StageNode {
     pub inputs: Vec<Edge>,
     pub prepared: Prepared,
     pub line: usize,
+    /// The `sweep:` label, a numeric param of this stage: the stage is one point of a sweep
+    /// over that param, which `report` plots against the metrics evaluated downstream. Not
+    /// part of the cache key.
+    pub sweep: Option<String>,
 }
 
 /// A validated pipeline; `stages` are in a topological order (every stage after its inputs).
@@ -209,6 +215,18 @@ impl Pipeline {
                     .or(Some(line));
                 err(at, format!("stage {:?} ({}): {}", s.id, s.kind, e.message))
             })?;
+            if let Some(label) = &s.sweep
+                && !prepared.params.get(label).is_some_and(|v| v.is_number())
+            {
+                return Err(err(
+                    loc.key(line, end_of(i), "sweep").or(Some(line)),
+                    format!(
+                        "stage {:?} ({}): sweep: {label:?} names no numeric param of {}; \
+                         expected the name of the param the sweep varies",
+                        s.id, s.kind, s.kind
+                    ),
+                ));
+            }
             stages.push((stage, prepared));
         }
 
@@ -294,6 +312,7 @@ impl Pipeline {
                 inputs: edges,
                 prepared,
                 line,
+                sweep: s.sweep.clone(),
             });
         }
 

@@ -44,6 +44,10 @@ pub trait DynStage: Send + Sync {
     fn outputs(&self) -> &'static [Port];
     /// The params as a JSON schema: every param with its type, default and doc comment.
     fn params_schema(&self) -> serde_json::Value;
+    /// The Rust path of the implementing type where it is defined (e.g.
+    /// `rrra_mine::dense::MineDense`), taken from the type itself so it cannot drift:
+    /// `cargo xtask kinds` maps it to the kind's source file.
+    fn type_path(&self) -> &'static str;
     fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError>;
 }
 
@@ -73,6 +77,9 @@ where
     }
     fn params_schema(&self) -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(S::Params)).expect("a schema is JSON")
+    }
+    fn type_path(&self) -> &'static str {
+        std::any::type_name::<S>()
     }
     fn prepare(&self, params: &serde_json::Value) -> Result<Prepared, ParamsError> {
         let typed: S::Params = serde_path_to_error::deserialize(params.clone()).map_err(|e| {
@@ -123,9 +130,9 @@ registry![
     rrra_ingest::stages::IngestTrecRun,
     rrra_ingest::stages::IngestDpr,
     rrra_ingest::stages::IngestSmart,
-    rrra_ingest::own_stages::IngestCorpus,
-    rrra_ingest::own_stages::IngestPairs,
-    rrra_ingest::own_stages::IngestTrec,
+    rrra_ingest::stages::IngestCorpus,
+    rrra_ingest::stages::IngestPairs,
+    rrra_ingest::stages::IngestTrec,
     rrra_ingest::stages::QrelsHide,
     rrra_ingest::stages::QrelsSplit,
     rrra_encoder::stages::EncodeBert,

@@ -95,6 +95,13 @@ const CASES: &[(&str, &str, &str, usize, &str)] = &[
         "not a valid pipeline",
     ),
     (
+        "sweep over a param the stage lacks",
+        "    params:\n      k1: 0.9",
+        "    sweep: k9\n    params:\n      k1: 0.9",
+        9,
+        "sweep: \"k9\" names no numeric param of retrieve.bm25",
+    ),
+    (
         "unknown top-level key",
         "name: t",
         "nmae: t",
@@ -115,6 +122,25 @@ fn good_pipeline_validates() {
     assert!(
         params.get("b").is_some() && params.get("top_k").is_some(),
         "{params}"
+    );
+}
+
+#[test]
+fn a_sweep_label_is_kept_and_stays_out_of_the_params() {
+    let labelled = GOOD.replacen(
+        "    params:\n      k1: 0.9",
+        "    sweep: k1\n    params:\n      k1: 0.9",
+        1,
+    );
+    let p = Pipeline::parse(Path::new("p.yaml"), &labelled).unwrap();
+    let plain = Pipeline::parse(Path::new("p.yaml"), GOOD).unwrap();
+    let bm25 = |p: &Pipeline| p.stages.iter().position(|s| s.id == "bm25").unwrap();
+    assert_eq!(p.stages[bm25(&p)].sweep.as_deref(), Some("k1"));
+    assert_eq!(plain.stages[bm25(&plain)].sweep, None);
+    // Not part of the cache key: the canonical params are the same.
+    assert_eq!(
+        p.stages[bm25(&p)].prepared.params,
+        plain.stages[bm25(&plain)].prepared.params
     );
 }
 

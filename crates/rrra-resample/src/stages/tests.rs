@@ -7,8 +7,13 @@ use std::path::{Path, PathBuf};
 use rrra_common::artifact::{read_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
 use rrra_common::progress::Silent;
+use rrra_common::records::{Candidate, Doc, Example, Scored};
+use rrra_common::stage::{Stage, StageContext, StageReport};
+use rrra_common::{Error, Result};
 
+use super::pool::dot;
 use super::*;
+use crate::sampling::{PoolEntry, Weighting};
 
 /// The angle (radians) of doc `i`'s unit vector in the fixture embeddings.
 fn doc_angle(i: usize) -> f64 {

@@ -1,0 +1,63 @@
+//! Reading a pipeline's cached results: the fresh entry of each stage and the entries
+//! feeding a stage's inputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rrra_common::manifest::{MANIFEST_FILE, Manifest};
+use rrra_runner::cache::Cache;
+use rrra_runner::pipeline::Edge;
+use rrra_runner::{Pipeline, State};
+
+/// A fresh stage's cache entry.
+pub(super) struct Entry {
+    pub(super) id: String,
+    pub(super) kind: &'static str,
+    pub(super) dir: PathBuf,
+    pub(super) manifest: Manifest,
+}
+
+impl Entry {
+    pub(super) fn output(&self, port: &str) -> PathBuf {
+        self.dir.join(&self.manifest.outputs[port].file)
+    }
+}
+
+/// The fresh entries of a pipeline's stages (`None` for stages not in the cache).
+pub(super) fn entries(p: &Pipeline, data_dir: &Path) -> Result<Vec<Option<Entry>>> {
+    let cache = Cache::new(data_dir);
+    let states = rrra_runner::status(p, data_dir)?;
+    p.stages
+        .iter()
+        .zip(states)
+        .map(|(node, (state, key))| {
+            let (State::Fresh, Some(key)) = (state, key) else {
+                return Ok(None);
+            };
+            let dir = cache.entry_dir(node.stage.kind(), &key);
+            let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
+            Ok(Some(Entry {
+                id: node.id.clone(),
+                kind: node.stage.kind(),
+                dir,
+                manifest,
+            }))
+        })
+        .collect()
+}
+
+/// The edge into input `port` of stage `at`.
+pub(super) fn edge<'p>(p: &'p Pipeline, at: usize, port: &str) -> Option<&'p Edge> {
+    p.stages[at].inputs.iter().find(|e| e.port == port)
+}
+
+/// The entry feeding input `port` of stage `at`.
+pub(super) fn upstream<'e>(
+    p: &Pipeline,
+    all: &'e [Option<Entry>],
+    at: usize,
+    port: &str,
+) -> Option<(&'e Entry, String)> {
+    let edge = edge(p, at, port)?;
+    Some((all[edge.from_stage].as_ref()?, edge.from_port.clone()))
+}
