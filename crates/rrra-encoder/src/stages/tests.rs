@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::finetune::TrainParams;
-use crate::settings::{ModelSettings, Resolved};
+use crate::settings::{ModelSettings, Resolved, Role};
 use crate::{Backend, Pooling};
 
 #[test]
