@@ -111,16 +111,15 @@ pub fn cached_hashes(data: &Path) -> std::collections::BTreeMap<String, Vec<(Str
 
 /// The shipped `pipelines/scifact.yaml` written to `dir/NAME` with its data path made
 /// absolute, the document encoding (`docs`) sorting its texts by length in windows of
-/// `sort_window` rows (`part_rows` must be a multiple of it) and, with `parts = Some((rows,
-/// queries))`, `docs` cut into parts of `rows` documents and the dense mining (`mine`) into
-/// parts of `queries` queries (`part_rows`, `part_queries`: never in the cache key, so the
-/// entries keep the unsplit run's keys). Every other stage and param is kept as shipped.
-/// Returns the file.
+/// `sort_window` rows and cut into parts of `rows` documents (a multiple of the window),
+/// and the dense mining (`mine`) cut into parts of `queries` queries (`part_rows`,
+/// `part_queries`: never in the cache key). Every other stage and param is kept as
+/// shipped. Returns the file.
 pub fn scifact_yaml(
     dir: &Path,
     name: &str,
     sort_window: u64,
-    parts: Option<(u64, u64)>,
+    (rows, queries): (u64, u64),
 ) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -141,47 +140,19 @@ pub fn scifact_yaml(
     let end = at + text[at..].find('\n').unwrap();
     let body = text[at + anchored.len() - 1..end].to_string();
     assert!(text[..at].ends_with("inputs: {corpus: scifact.corpus}\n"));
-    let mut docs = format!(
-        "    params: {}, sort_window: {sort_window}",
+    let docs = format!(
+        "    params: {}, sort_window: {sort_window}, part_rows: {rows}}}",
         &body[..body.len() - 1]
     );
-    if let Some((rows, _)) = parts {
-        docs.push_str(&format!(", part_rows: {rows}"));
-    }
-    docs.push('}');
     text.replace_range(at..end, &docs);
     text = text.replacen("params: *encoder", &format!("params: &encoder {body}"), 1);
-    if let Some((_, queries)) = parts {
-        let mine = text.find("  - id: mine\n").expect("the mine stage");
-        let k = mine + text[mine..].find("params: {k: 200}").unwrap();
-        text.replace_range(
-            k..k + "params: {k: 200}".len(),
-            &format!("params: {{k: 200, part_queries: {queries}}}"),
-        );
-    }
+    let mine = text.find("  - id: mine\n").expect("the mine stage");
+    let k = mine + text[mine..].find("params: {k: 200}").unwrap();
+    text.replace_range(
+        k..k + "params: {k: 200}".len(),
+        &format!("params: {{k: 200, part_queries: {queries}}}"),
+    );
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
     file
-}
-
-/// The rows of output `port` of stage `id`'s entry in `data`'s cache (from its manifest),
-/// once that entry is complete.
-pub fn cached_rows(data: &Path, id: &str, port: &str) -> Option<u64> {
-    let cache = data.join("cache");
-    for kind in std::fs::read_dir(&cache).ok()?.flatten() {
-        for entry in std::fs::read_dir(kind.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Ok(text) = std::fs::read_to_string(entry.path().join("manifest.json")) else {
-                continue;
-            };
-            let m: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if m["stage_id"] == id {
-                return m["outputs"][port]["rows"].as_u64();
-            }
-        }
-    }
-    None
 }

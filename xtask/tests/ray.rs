@@ -2,8 +2,8 @@
 //! --num-cpus 2`, reached with `--address`): the shipped `pipelines/scifact.yaml`'s encode
 //! and mine stages (`--only mine`: the two ingests, the documents' and the training
 //! queries' encodings, the mining; the documents sorted in windows of 256 texts), the
-//! documents' encoding and the mining each in 4 parts, give the blake3 of the local
-//! unsplit run, which runs beside it. On a local Ray instance
+//! documents' encoding and the mining each in 4 parts, give the blake3 of the local run of
+//! the same file, which runs beside it. On a local Ray instance
 //! (`--ray-cpus 2`) with a small SciFact pipeline: one part's `exec-part` is killed
 //! (SIGKILL) mid-part, and so is the Ray worker process running another part; Ray retries
 //! both, the result is the local run's, and the killed tries' part files are never merged.
@@ -169,33 +169,31 @@ fn scifact_encode_and_mine_in_4_parts_on_a_ray_cluster_give_the_local_bytes() {
     // The documents sort by length in windows of 256 texts in both runs (a part must hold
     // whole windows; the default window, 8192, is more than SciFact's 5,183 documents).
     let window = 256;
+    // 4 parts each, of the documents and of the training queries (the mined queries:
+    // those judged in the train qrels), counted in the shipped data.
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/scifact");
+    let read = |f: &str| std::fs::read_to_string(data_dir.join(f)).unwrap();
+    let n_docs = read("corpus.jsonl")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    let judged: std::collections::BTreeSet<String> = read("qrels/train.tsv")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect();
+    let docs = n_docs.div_ceil(4).div_ceil(window) * window;
+    let queries = (judged.len() as u64).div_ceil(4);
+    assert_eq!(n_docs.div_ceil(docs), 4);
+    let split = rrra_tests::scifact_yaml(dir.path(), "scifact-4.yaml", window, (docs, queries));
+    // The local run (its parts computed here) goes on beside the Ray run.
     let local = dir.path().join("local");
     share_model(&local);
-    let file = rrra_tests::scifact_yaml(dir.path(), "scifact.yaml", window, None);
-    let mut cmd = xtask(&file, &local);
     let log = dir.path().join("local.log");
+    let mut cmd = xtask(&split, &local);
     cmd.args(["--only", "mine"])
         .stderr(std::fs::File::create(&log).unwrap());
     let mut run = Running(Some(cmd.spawn().unwrap()));
-
-    // 4 parts each, of the documents and of the training queries (the mined queries),
-    // sized from the ingested row counts, which the local run caches first; it goes on
-    // beside the Ray run.
-    let start = Instant::now();
-    let mut rows = |id: &str, port: &str| loop {
-        if let Some(rows) = rrra_tests::cached_rows(&local, id, port) {
-            break rows;
-        }
-        let ended = run.0.as_mut().unwrap().try_wait().unwrap();
-        assert!(ended.is_none(), "the local run ended: {ended:?}");
-        assert!(start.elapsed() < Duration::from_secs(600), "no {id}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let docs = rows("scifact", "corpus").div_ceil(4).div_ceil(window) * window;
-    let queries = rows("scifact-train", "queries").div_ceil(4);
-    assert_eq!(rows("scifact", "corpus").div_ceil(docs), 4);
-    let split =
-        rrra_tests::scifact_yaml(dir.path(), "scifact-4.yaml", window, Some((docs, queries)));
     let cluster = Cluster::start(dir.path());
     let data = dir.path().join("ray");
     share_model(&data);
