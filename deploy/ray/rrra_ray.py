@@ -6,13 +6,15 @@
 
 Each line of INDEX is a task.json; each becomes one Ray task asking for the task's
 resources (`num_cpus`, `num_gpus`, `memory`; Ray sets CUDA_VISIBLE_DEVICES per task) that
-runs `XTASK exec-part TASK.json`. A task that fails (its process killed, a non-zero exit)
-is retried up to --max-retries times: exec-part is idempotent and a part file exists only
-complete. Progress goes to stderr; the exit status is 0 when every part is done.
+runs `XTASK exec-part TASK.json`. A task that fails (its process or the Ray worker running
+it killed, a non-zero exit) is retried up to --max-retries times: exec-part is idempotent
+and a part file exists only complete; the exec-part of a killed worker dies with it. Progress goes to stderr; the exit status is 0 when every part is done.
 """
 
 import argparse
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -20,14 +22,33 @@ import time
 import ray
 
 
+def _dying_with_parent():
+    """A `preexec_fn` (Linux; else None) after which the child is killed when the process
+    that started it dies: a killed Ray worker leaves no orphan computing its part beside
+    Ray's retry. prctl is looked up here, before the fork: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 @ray.remote
 def exec_part(binary, task):
-    """Runs one part; raises (so Ray retries) when exec-part fails or is killed."""
+    """Runs one part; raises (so Ray retries) when exec-part fails or is killed. When the
+    worker itself dies (killed, its node lost), Ray retries the task as a system failure."""
     start = time.time()
-    proc = subprocess.run([binary, "exec-part", task], capture_output=True, text=True)
+    with subprocess.Popen(
+        [binary, "exec-part", task],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_dying_with_parent(),
+    ) as proc:
+        _, stderr = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f"{task}: exec-part exited {proc.returncode}\n{proc.stderr[-4000:]}")
-    return task, time.time() - start
+        raise RuntimeError(f"{task}: exec-part exited {proc.returncode}\n{stderr[-4000:]}")
+    return task, time.time() - start, proc.pid
 
 
 def main():
@@ -68,10 +89,11 @@ def main():
         ready, pending = ray.wait(pending, num_returns=1)
         for ref in ready:
             try:
-                task, seconds = ray.get(ref)
+                task, seconds, pid = ray.get(ref)
                 finished += 1
                 print(
-                    f"  ray: part {finished}/{len(tasks)} done in {seconds:.2f}s ({task})",
+                    f"  ray: part {finished}/{len(tasks)} done in {seconds:.2f}s "
+                    f"by exec-part pid {pid} ({task})",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -108,3 +108,51 @@ pub fn cached_hashes(data: &Path) -> std::collections::BTreeMap<String, Vec<(Str
     }
     out
 }
+
+/// The shipped `pipelines/scifact.yaml` written to `dir/NAME` with its data path made
+/// absolute, the document encoding (`docs`) sorting its texts by length in windows of
+/// `sort_window` rows and cut into parts of `rows` documents (a multiple of the window),
+/// and the dense mining (`mine`) cut into parts of `queries` queries (`part_rows`,
+/// `part_queries`: never in the cache key). Every other stage and param is kept as
+/// shipped. Returns the file.
+pub fn scifact_yaml(
+    dir: &Path,
+    name: &str,
+    sort_window: u64,
+    (rows, queries): (u64, u64),
+) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace");
+    let mut text = std::fs::read_to_string(root.join("pipelines/scifact.yaml")).unwrap();
+    assert_eq!(text.matches("path: ../data/scifact,").count(), 2);
+    let data = root.join("data/scifact");
+    text = text.replace(
+        "path: ../data/scifact,",
+        &format!("path: {},", data.display()),
+    );
+    // The documents' params carry the `&encoder` anchor the other encodings alias: the
+    // anchor moves to the next stage (`queries`) and only `docs` gets the extra params.
+    let anchored = "    params: &encoder {";
+    let at = text
+        .find(anchored)
+        .expect("the docs stage anchors &encoder");
+    let end = at + text[at..].find('\n').unwrap();
+    let body = text[at + anchored.len() - 1..end].to_string();
+    assert!(text[..at].ends_with("inputs: {corpus: scifact.corpus}\n"));
+    let docs = format!(
+        "    params: {}, sort_window: {sort_window}, part_rows: {rows}}}",
+        &body[..body.len() - 1]
+    );
+    text.replace_range(at..end, &docs);
+    text = text.replacen("params: *encoder", &format!("params: &encoder {body}"), 1);
+    let mine = text.find("  - id: mine\n").expect("the mine stage");
+    let k = mine + text[mine..].find("params: {k: 200}").unwrap();
+    text.replace_range(
+        k..k + "params: {k: 200}".len(),
+        &format!("params: {{k: 200, part_queries: {queries}}}"),
+    );
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}

@@ -3,15 +3,20 @@
 //! (twice for one part: harmless), `--executor collect` refuses while a part is missing and
 //! then merges: `encode.bert` and `mine.dense` give the local run's blake3. And two runner
 //! processes on one cache: the second waits for the first's lock, each stage is computed
-//! once, and every entry verifies.
+//! once, and every entry verifies. And an `exec-part` killed mid-part leaves scratch named
+//! for its host and pid, which the next run on the cache removes; the sweep leaves a live
+//! process's and another host's scratch alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rrra_common::parts::scratch_host;
 use rrra_common::progress::Silent;
-use rrra_runner::tasks::{Executed, Resources, array_index, exec_part, task_at};
+use rrra_runner::tasks::{
+    Executed, Resources, array_index, exec_part, sweep_scratch, task_at, task_dir,
+};
 use rrra_runner::{Check, Event, Executor, Pipeline, RunError, State};
 
 /// The model folder the integration tests share.
@@ -177,4 +182,159 @@ fn two_runners_on_one_cache_compute_each_stage_once() {
     assert!(!second.contains("started"), "{second}");
     let states = rrra_runner::inspect(&p, &dir.path().join("data"), Check::Full).unwrap();
     assert!(states.iter().all(|s| s.state == State::Fresh));
+}
+
+/// The child of the killed-part test: runs the task in `RRRA_EXEC_PART_TASK`.
+#[test]
+#[ignore = "a child process of the killed-part test, started by it"]
+fn exec_part_child() {
+    let task = PathBuf::from(std::env::var("RRRA_EXEC_PART_TASK").unwrap());
+    exec_part(&task, &Silent).unwrap();
+}
+
+/// The scratch of process `pid` in the work folders under `kind`: names holding `-<pid>-`.
+fn scratch_of(kind: &Path, pid: u32) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![kind.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .contains(&format!("-{pid}-"))
+            {
+                found.push(e.path());
+            } else if e.path().is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_killed_exec_parts_scratch_is_swept_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path());
+    let data = dir.path().join("data");
+    let (_, planned) = run_with(&p, &data, Executor::Plan).unwrap();
+    let planned = planned.expect("parts are planned");
+    let kind = data.join("cache/encode.bert");
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "exec_part_child", "--nocapture"])
+        .env("RRRA_EXEC_PART_TASK", &planned.tasks[0])
+        .spawn()
+        .unwrap();
+    // Mid-part: its output folder and its part file being written.
+    let start = Instant::now();
+    let scratch = loop {
+        let found = scratch_of(&kind, child.id());
+        if found
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".parquet.tmp"))
+        {
+            break found;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the part finished");
+        assert!(start.elapsed() < Duration::from_secs(120), "no part file");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let names: Vec<String> = scratch
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with(".exec-00000-"), "{names:?}");
+    assert!(names[1].starts_with("part-00000."), "{names:?}");
+
+    // The next run (a collect, refused: every part is missing) removes it first.
+    let mut swept = 0;
+    let err = rrra_runner::run_with(
+        &p,
+        &data,
+        Executor::Collect,
+        &Resources::default(),
+        &Silent,
+        &mut |e| {
+            if let Event::SweptParts(n) = e {
+                swept = n;
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, RunError::PartsMissing { .. }), "{err}");
+    assert_eq!(swept, 2);
+    for f in &scratch {
+        assert!(!f.exists(), "{} was left", f.display());
+    }
+    assert!(planned.tasks[0].is_file(), "the task file was removed");
+}
+
+/// The pid of a process that has exited.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn the_sweep_removes_scratch_of_dead_processes_of_this_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = scratch_host();
+    let (dead, live) = (dead_pid(), std::process::id());
+    // Ended but not reaped yet (its parent, this test, has not waited): gone too.
+    let mut zombie = Command::new("true").spawn().unwrap();
+    let stat = format!("/proc/{}/stat", zombie.id());
+    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let work = dir.path().join("encode.bert/.work-0123456789abcdef0123");
+    let parts = work.join("parts/embeddings");
+    let task = task_dir(&work, 2);
+    for d in [&parts, &task] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let swept = [
+        work.join(format!(".exec-00002-{host}-{dead}-0")),
+        parts.join(format!("part-00002.{host}-{dead}-1.parquet.tmp")),
+        parts.join(format!("part-00003.{host}-{dead}-2.parquet")),
+        task.join(format!("done.{host}-{dead}-3.tmp")),
+        work.join(format!(".exec-00003-{host}-{}-0", zombie.id())),
+    ];
+    let kept = [
+        // A live process's scratch, another host's, finished parts and task files,
+        // and scratch outside a work folder (the cache's own sweep handles that).
+        work.join(format!(".exec-00001-{host}-{live}-0")),
+        work.join(format!(".exec-00001-{host}x-{dead}-0")),
+        parts.join(format!("part-00001.other-{dead}-1.parquet.tmp")),
+        parts.join("part-00000.parquet"),
+        parts.join("layout.json"),
+        task.join("task.json"),
+        dir.path()
+            .join(format!("encode.bert/.exec-00002-{host}-{dead}-0")),
+    ];
+    for p in swept.iter().chain(&kept) {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".exec-")
+        {
+            std::fs::create_dir_all(p.join("inner")).unwrap();
+        } else {
+            std::fs::write(p, b"x").unwrap();
+        }
+    }
+    assert_eq!(sweep_scratch(dir.path()).unwrap(), swept.len());
+    for p in &swept {
+        assert!(!p.exists(), "{} was left", p.display());
+    }
+    for p in &kept {
+        assert!(p.exists(), "{} was removed", p.display());
+    }
+    assert_eq!(sweep_scratch(dir.path()).unwrap(), 0);
+    zombie.wait().unwrap();
 }

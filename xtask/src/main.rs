@@ -462,6 +462,9 @@ fn run(
                 "  removed {n} scratch director{} of an interrupted run",
                 if n == 1 { "y" } else { "ies" }
             ),
+            Event::SweptParts(n) => {
+                eprintln!("  removed {n} scratch file(s) of killed part tasks")
+            }
             Event::Cached { id, kind } => eprintln!("  = {id:<20} {kind:<18} cached"),
             Event::Damaged { id, reason } => {
                 eprintln!("  ! {id:<20} cache entry damaged ({reason}), recomputing")

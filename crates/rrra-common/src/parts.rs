@@ -260,16 +260,19 @@ impl Parts {
 pub fn scratch_tag() -> String {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", scratch_host(), std::process::id())
+}
+
+/// This machine's name as [`scratch_tag`] writes it: `[A-Za-z0-9_]` only (no `-` or `.`).
+pub fn scratch_host() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into());
-    let host: String = host
-        .trim()
+    host.trim()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("{host}-{}-{n}", std::process::id())
+        .collect()
 }
 
 fn pq(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Error + '_ {

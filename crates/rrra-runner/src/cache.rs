@@ -287,10 +287,16 @@ pub fn host_name() -> String {
     }
 }
 
-/// Whether process `pid` of this host is running (Linux `/proc`; elsewhere every other
-/// process is taken as gone, which the cache lock makes safe).
-fn process_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+/// Whether process `pid` of this host is running (Linux `/proc`; a zombie, ended but not
+/// reaped, is gone; elsewhere every other process is taken as gone, which the cache lock
+/// makes safe).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    pid == std::process::id()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // The state follows the command, which is in parentheses.
+            stat.rsplit_once(") ")
+                .is_none_or(|(_, rest)| !rest.starts_with('Z'))
+        })
 }
 
 #[cfg(test)]

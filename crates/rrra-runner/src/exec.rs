@@ -100,6 +100,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 pub enum Event<'a> {
     /// Scratch directories of interrupted runs were removed.
     Swept(usize),
+    /// Scratch files and folders of killed part tasks (`exec-part`) were removed.
+    SweptParts(usize),
     /// Another run holds the cache lock (this path); this one waits for it.
     Waiting(&'a Path),
     Cached {
@@ -251,6 +253,10 @@ pub fn run_with(
     let swept = cache.sweep_temp().map_err(io(cache.root()))?;
     if swept > 0 {
         on(Event::Swept(swept));
+    }
+    let swept = crate::tasks::sweep_scratch(cache.root()).map_err(io(cache.root()))?;
+    if swept > 0 {
+        on(Event::SweptParts(swept));
     }
 
     let mut runner = Runner {

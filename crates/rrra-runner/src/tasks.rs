@@ -9,13 +9,14 @@
 //!
 //! Files: `<cache>/<kind>/.work-<key>/tasks/part-NNNNN/{task.json,done.json}`; the plan's
 //! index, `<cache>/pipelines/<pipeline>.tasks`, lists the task files not done, one a line
-//! (line `i` is array index `i`).
+//! (line `i` is array index `i`). A killed `exec-part` leaves scratch named for its host
+//! and pid in the work folder; [`sweep_scratch`] removes it once that process is gone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rrra_common::parts::{Mode, scratch_tag, with_mode};
+use rrra_common::parts::{Mode, scratch_host, scratch_tag, with_mode};
 use rrra_common::progress::Progress;
 use rrra_common::stage::StageContext;
 use serde::{Deserialize, Serialize};
@@ -287,6 +288,79 @@ pub fn write_index(index: &Path, tasks: &[PathBuf]) -> Result<(), TaskError> {
         text.push('\n');
     }
     write_atomic(index, text.as_bytes())
+}
+
+/// The process that owns `name` when it is scratch an `exec-part` of host `host` writes
+/// (each carries a [`scratch_tag`] `<host>-<pid>-<n>`): `.exec-NNNNN-<tag>` (its output
+/// folder), `part-NNNNN.<tag>.parquet[.tmp]` (its part file, being written) and
+/// `<stem>.<tag>.tmp` (a task file or marker, being written).
+fn scratch_pid(name: &str, host: &str) -> Option<u32> {
+    let tag_pid = |tag: &str| -> Option<u32> {
+        let mut fields = tag.split('-');
+        let (h, pid, n) = (fields.next()?, fields.next()?, fields.next()?);
+        if fields.next().is_some() || h != host || n.parse::<u64>().is_err() {
+            return None;
+        }
+        pid.parse().ok()
+    };
+    if let Some(rest) = name.strip_prefix(".exec-") {
+        let (part, tag) = rest.split_once('-')?;
+        part.parse::<usize>().ok()?;
+        return tag_pid(tag);
+    }
+    name.split('.').find_map(tag_pid)
+}
+
+/// Removes the scratch of `exec-part`s of this host whose process is gone (killed, or its
+/// machine's task was), found in the work folders `<cache_root>/<kind>/.work-<key>/`; the
+/// scratch of a live process, or of another host, stays. Returns how many files and
+/// folders it removed.
+pub fn sweep_scratch(cache_root: &Path) -> std::io::Result<usize> {
+    let host = scratch_host();
+    let mut removed = 0;
+    let Ok(kinds) = std::fs::read_dir(cache_root) else {
+        return Ok(0);
+    };
+    for kind in kinds.flatten() {
+        let Ok(entries) = std::fs::read_dir(kind.path()) else {
+            continue;
+        };
+        for work in entries.flatten() {
+            if work.file_name().to_string_lossy().starts_with(".work-") {
+                // The work folder, its `parts/<name>/` and `tasks/part-NNNNN/` folders.
+                removed += sweep_dir(&work.path(), &host, 3)?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn sweep_dir(dir: &Path, host: &str, depth: usize) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        match scratch_pid(&e.file_name().to_string_lossy(), host) {
+            Some(pid) if !crate::cache::process_alive(pid) => {
+                let gone = if is_dir {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match gone {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            None if is_dir && depth > 1 => removed += sweep_dir(&path, host, depth - 1)?,
+            _ => {}
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
