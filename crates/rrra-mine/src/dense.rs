@@ -60,7 +60,8 @@ impl Stage for MineDense {
     type Params = MineDenseParams;
     const KIND: &'static str = "mine.dense";
     /// 2: equal scores rank in corpus order (was: by doc id, which needed every corpus id
-    /// in memory).
+    /// in memory), and a group of one query is scored as in a larger tile (was: SGEMM's
+    /// matrix-vector path, whose last bits differed, so a query-split run could differ).
     const VERSION: u32 = 2;
     const ABOUT: &'static str = "hard negatives: exact inner-product top-k non-positives per query";
 

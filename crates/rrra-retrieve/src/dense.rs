@@ -257,8 +257,36 @@ fn fold_row(row: &[f32], indices: DocIndices<'_>, best: &mut BestK) {
 }
 
 /// `out[i × n + j] = q_i · d_j` for the `m` rows of `q` and `n` rows of `d`, by SGEMM.
+///
+/// The bits of a score do not depend on `m` or `n`: SGEMM takes a matrix-vector path with
+/// another summation order when either is 1 (929 of 1,024 scores of one query differed
+/// in their last bits from the same query's in a larger tile), so a single row is computed
+/// as two equal rows. Without this, which queries share a tile (mine.dense's groups, a
+/// part's last tile) changed scores.
 fn inner_products(q: &[f32], d: &[f32], dim: usize, out: &mut [f32]) {
     let (m, n) = (q.len() / dim, d.len() / dim);
+    assert!(q.len() == m * dim && d.len() == n * dim && out.len() == m * n);
+    if m == 1 || n == 1 {
+        let twice = |x: &[f32], rows: usize| -> Vec<f32> {
+            if rows == 1 {
+                [x, x].concat()
+            } else {
+                x.to_vec()
+            }
+        };
+        let (m2, n2) = (m.max(2), n.max(2));
+        let mut wide = vec![0f32; m2 * n2];
+        gemm_into(&twice(q, m), &twice(d, n), dim, m2, n2, &mut wide);
+        for (i, row) in out.chunks_mut(n).enumerate() {
+            row.copy_from_slice(&wide[i * n2..i * n2 + n]);
+        }
+        return;
+    }
+    gemm_into(q, d, dim, m, n, out);
+}
+
+/// [`inner_products`] by one SGEMM call, for `m` and `n` of at least 2.
+fn gemm_into(q: &[f32], d: &[f32], dim: usize, m: usize, n: usize, out: &mut [f32]) {
     assert!(q.len() == m * dim && d.len() == n * dim && out.len() == m * n);
     // SAFETY: lhs = q is m × dim row-major, rhs = dᵀ is dim × n (element (p, j) at
     // d[j·dim + p]), dst = out is m × n row-major; the assert above bounds every access.
@@ -483,5 +511,35 @@ mod tests {
         assert!(top.add_block(&[0.0; 8], &[0.0; 8], u32::MAX).is_err());
         assert!(top.add_block(&[0.0; 8], &[0.0; 4], u32::MAX).is_ok());
         assert!(exact_top_k(&[0.0; 5], &[0.0; 8], 4, 1).is_err());
+    }
+
+    /// A score's bits do not depend on how many queries or documents share its SGEMM:
+    /// a single query (or document) gives the bits it has in a full tile.
+    #[test]
+    fn scores_do_not_depend_on_the_tile_shape() {
+        let dim = 384;
+        let (q, d) = (random(256 * dim, 7), random(1024 * dim, 8));
+        let mut full = vec![0f32; 256 * 1024];
+        inner_products(&q, &d, dim, &mut full);
+        for m in [1, 2, 3, 17] {
+            let mut out = vec![0f32; m * 1024];
+            inner_products(&q[..m * dim], &d, dim, &mut out);
+            let same = out
+                .iter()
+                .zip(&full)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{m} queries × 1024 documents");
+        }
+        for n in [1, 2, 5] {
+            let mut out = vec![0f32; 256 * n];
+            inner_products(&q, &d[..n * dim], dim, &mut out);
+            for (i, row) in out.chunks(n).enumerate() {
+                let same = row
+                    .iter()
+                    .zip(&full[i * 1024..])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "256 queries × {n} documents, query {i}");
+            }
+        }
     }
 }

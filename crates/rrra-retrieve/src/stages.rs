@@ -214,7 +214,9 @@ pub struct RetrieveDense;
 impl Stage for RetrieveDense {
     type Params = DenseParams;
     const KIND: &'static str = "retrieve.dense";
-    const VERSION: u32 = 1;
+    /// 2: a tile of one query (or one document) is scored as the same row in a larger
+    /// tile (SGEMM's matrix-vector path summed in another order: last-bit differences).
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "exact inner-product top-k over embeddings, blocked";
 
     fn inputs() -> &'static [Port] {
