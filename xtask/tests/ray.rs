@@ -160,7 +160,6 @@ impl Drop for Running {
 }
 
 #[test]
-#[ignore = "open bug: mine.dense's 4 parts through Ray differ from the local run's on full SciFact"]
 fn scifact_encode_and_mine_in_4_parts_on_a_ray_cluster_give_the_local_bytes() {
     if ray_missing() {
         return;
