@@ -267,13 +267,6 @@ fn inner_products(q: &[f32], d: &[f32], dim: usize, out: &mut [f32]) {
     let (m, n) = (q.len() / dim, d.len() / dim);
     assert!(q.len() == m * dim && d.len() == n * dim && out.len() == m * n);
     if m == 1 || n == 1 {
-        let twice = |x: &[f32], rows: usize| -> Vec<f32> {
-            if rows == 1 {
-                [x, x].concat()
-            } else {
-                x.to_vec()
-            }
-        };
         let (m2, n2) = (m.max(2), n.max(2));
         let mut wide = vec![0f32; m2 * n2];
         gemm_into(&twice(q, m), &twice(d, n), dim, m2, n2, &mut wide);
@@ -283,6 +276,15 @@ fn inner_products(q: &[f32], d: &[f32], dim: usize, out: &mut [f32]) {
         return;
     }
     gemm_into(q, d, dim, m, n, out);
+}
+
+/// `x` (of `rows` rows) with a single row doubled; otherwise borrowed, not copied.
+fn twice(x: &[f32], rows: usize) -> std::borrow::Cow<'_, [f32]> {
+    if rows == 1 {
+        [x, x].concat().into()
+    } else {
+        x.into()
+    }
 }
 
 /// [`inner_products`] by one SGEMM call, for `m` and `n` of at least 2.
