@@ -10,7 +10,18 @@ use crate::error::{Error, Result};
 
 /// A compute backend. Every variant exists in every build; [`Backend::is_compiled`] says
 /// whether this build can run it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// burn's pure-Rust `flex` CPU backend (SIMD, multi-threaded); feature `cpu`, default.
     Cpu,
