@@ -24,6 +24,7 @@ use rrra_common::artifact::{ParquetSink, parquet_rows};
 use rrra_common::columns::{GroupRow, Interner, for_each_pair_batch, for_each_query_group};
 use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Scored};
+use rrra_common::residency::{FileMapped, TRIM_EVERY, trimmed};
 use rrra_common::schema::ArtifactKind::{
     self, Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
 };
@@ -191,12 +192,14 @@ impl Stage for TrainAdapter {
         // The pool, spilled as row numbers of the vector files (lookups on disk).
         let mut spill = ScratchWriter::<PoolPair>::create(&ctx.work_dir, "pool-pairs.bin")?;
         let path = ctx.input("candidates")?;
-        for_each_pool(path, p.k_p, p.pool, |query, pool| {
-            let q = queries.row_of(query, "query")?;
-            for &(doc, class) in pool {
-                spill.push(PoolPair::new(q, docs.row_of(doc, "document")?, class))?;
-            }
-            Ok(())
+        trimmed(&[&queries, &docs], TRIM_EVERY, || {
+            for_each_pool(path, p.k_p, p.pool, |query, pool| {
+                let q = queries.row_of(query, "query")?;
+                for &(doc, class) in pool {
+                    spill.push(PoolPair::new(q, docs.row_of(doc, "document")?, class))?;
+                }
+                Ok(())
+            })
         })?;
         let pairs = spill.finish()?;
         let mut order = Scratch::<u32>::zeroed(&ctx.work_dir, "order.bin", pairs.as_slice().len())?;
@@ -209,8 +212,11 @@ impl Stage for TrainAdapter {
             pairs: pairs.as_slice(),
         };
         let config = p.config(queries.dim(), ctx.seed);
-        let (net, shape, summary) =
-            train(data, order.as_mut_slice(), &config, &device, ctx.progress);
+        let (net, shape, summary) = trimmed(
+            &[&queries as &dyn FileMapped, &docs, &pairs],
+            TRIM_EVERY,
+            || train(data, order.as_mut_slice(), &config, &device, ctx.progress),
+        );
         let saved = SavedAdapter {
             shape,
             params: Some(p.clone()),
@@ -492,16 +498,18 @@ impl Stage for ScoreAdapter {
         // vector; documents are looked up as they are scored.
         let mut seen = vec![0u64; q_file.rows().div_ceil(64)];
         let mut last: Option<(String, u32)> = None;
-        for_each_pair_batch(path, kind, |b| {
-            for i in 0..b.len() {
-                let query_id = b.query_id.value(i);
-                if last.as_ref().is_none_or(|(q, _)| q != query_id) {
-                    let r = q_file.row_of(query_id, "query")?;
-                    seen[r as usize / 64] |= 1 << (r % 64);
-                    last = Some((query_id.to_string(), r));
+        trimmed(&[&q_file], TRIM_EVERY, || {
+            for_each_pair_batch(path, kind, |b| {
+                for i in 0..b.len() {
+                    let query_id = b.query_id.value(i);
+                    if last.as_ref().is_none_or(|(q, _)| q != query_id) {
+                        let r = q_file.row_of(query_id, "query")?;
+                        seen[r as usize / 64] |= 1 << (r % 64);
+                        last = Some((query_id.to_string(), r));
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })?;
         let queries: u64 = seen.iter().map(|w| u64::from(w.count_ones())).sum();
         // Pass 2: score `batch_size` pairs at a time (across record batches, so the
@@ -567,16 +575,18 @@ impl Stage for ScoreAdapter {
             sink.finish()
         };
         let out = ctx.output("scored");
-        let (n, split) = match p.part_rows {
-            None => (score_range(0..total, &out)?, None),
-            Some(size) => {
-                let parts = Parts::open(&ctx.work_dir, "scored", "pairs", size, total)?;
-                let done = parts.compute(ctx.progress, "score.adapter", |range, file| {
-                    score_range(range, file).map(|_| ())
-                })?;
-                (concat_rows::<Scored>(&done.files, &out)?, Some(done))
-            }
-        };
+        let (n, split) = trimmed(&[&q_file, &d_file], TRIM_EVERY, || {
+            Ok::<_, Error>(match p.part_rows {
+                None => (score_range(0..total, &out)?, None),
+                Some(size) => {
+                    let parts = Parts::open(&ctx.work_dir, "scored", "pairs", size, total)?;
+                    let done = parts.compute(ctx.progress, "score.adapter", |range, file| {
+                        score_range(range, file).map(|_| ())
+                    })?;
+                    (concat_rows::<Scored>(&done.files, &out)?, Some(done))
+                }
+            })
+        })?;
         let seconds = clock.elapsed().as_secs_f64();
         Ok(StageReport {
             metrics: [

@@ -263,6 +263,17 @@ pub fn scratch_tag() -> String {
     format!("{}-{}-{n}", scratch_host(), std::process::id())
 }
 
+/// Whether process `pid` of this host is running (Linux `/proc`; a zombie, ended but not
+/// reaped, is gone; elsewhere every other process is taken as gone).
+pub fn process_alive(pid: u32) -> bool {
+    pid == std::process::id()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // The state follows the command, which is in parentheses.
+            stat.rsplit_once(") ")
+                .is_none_or(|(_, rest)| !rest.starts_with('Z'))
+        })
+}
+
 /// This machine's name as [`scratch_tag`] writes it: `[A-Za-z0-9_]` only (no `-` or `.`).
 pub fn scratch_host() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

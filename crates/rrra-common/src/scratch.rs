@@ -121,6 +121,15 @@ impl<T: Pod> Scratch<T> {
         &bytemuck::cast_slice(bytes)[..self.len]
     }
 
+    /// The mapping of an array made by [`ScratchWriter::finish`] (`None` when empty or
+    /// writable).
+    pub(crate) fn read_only_map(&self) -> Option<&Mmap> {
+        match &self.map {
+            Map::ReadOnly(m) => m.as_ref(),
+            Map::Writable(_) => None,
+        }
+    }
+
     /// The values, writable (an array made by [`Scratch::zeroed`]; empty otherwise).
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         match &mut self.map {

@@ -24,6 +24,7 @@ use memmap2::Mmap;
 
 use crate::artifact::stamp_path;
 use crate::embeddings;
+use crate::parts::{process_alive, scratch_host, scratch_tag};
 use crate::scratch::create_rw;
 use crate::{Error, Result};
 
@@ -114,7 +115,7 @@ impl VectorFile {
         if let Some(v) = Self::map_valid(&fallback, source, &stamp)? {
             return Ok(v);
         }
-        let target = match build(source, &beside, &stamp) {
+        let target = match build_locked(source, &beside, &stamp) {
             Ok(()) => beside,
             Err(Error::Io { source: e, .. })
                 if matches!(
@@ -123,7 +124,7 @@ impl VectorFile {
                 ) =>
             {
                 std::fs::create_dir_all(fallback_dir).map_err(|e| Error::io(fallback_dir, e))?;
-                build(source, &fallback, &stamp)?;
+                build_locked(source, &fallback, &stamp)?;
                 fallback
             }
             Err(e) => return Err(e),
@@ -167,6 +168,11 @@ impl VectorFile {
             dim,
             source: source.to_path_buf(),
         }))
+    }
+
+    /// The whole sidecar mapping.
+    pub(crate) fn map(&self) -> &Mmap {
+        &self.map
     }
 
     pub fn rows(&self) -> usize {
@@ -222,18 +228,69 @@ impl VectorFile {
     }
 }
 
-/// Writes the sidecar of `source` to `target` (temp name, then rename). Fails, naming
-/// the artifact, when an id has two vectors.
-fn build(source: &Path, target: &Path, stamp: &str) -> Result<()> {
-    // Named by pid and clock, so writers on hosts sharing the folder do not collide.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+/// Writes the sidecar of `source` to `target` unless another reader has written it while
+/// this one waited: readers of one artifact (threads, processes, hosts sharing the folder
+/// where the file system supports `flock`) take an exclusive lock on `.<target>.lock`
+/// first, so one of them builds and the others map its sidecar. Under the lock, temp files
+/// of killed builders on this host are removed.
+fn build_locked(source: &Path, target: &Path, stamp: &str) -> Result<()> {
     let name = target
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = target.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let ids_tmp = target.with_file_name(format!(".{name}.tmp-{}-{nanos}.ids", std::process::id()));
+    let lock_path = target.with_file_name(format!(".{name}.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    if VectorFile::map_valid(target, source, stamp)?.is_some() {
+        return Ok(());
+    }
+    sweep_killed_builds(target, &name);
+    let built = build(source, target, &name, stamp);
+    // Unlinked while held and after the rename: a reader still waiting on this file finds
+    // the sidecar valid once it holds the lock; a later reader maps the sidecar before it
+    // looks for a lock. The lock goes when `lock` is closed.
+    let _ = std::fs::remove_file(&lock_path);
+    built
+}
+
+/// Removes `.<name>.tmp-<host>-<pid>-…` files beside `target` left by a builder on this
+/// host whose process has ended (killed mid-build); other hosts' files are left alone.
+fn sweep_killed_builds(target: &Path, name: &str) {
+    let Some(dir) = target.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-{}-", scratch_host());
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !process_alive(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes the sidecar of `source` to `target` (temp name, then rename). Fails, naming
+/// the artifact, when an id has two vectors.
+fn build(source: &Path, target: &Path, name: &str, stamp: &str) -> Result<()> {
+    // Named by host, pid and call, so writers on hosts sharing the folder do not collide
+    // and a killed writer's files can be told from a live one's.
+    let tag = scratch_tag();
+    #[cfg(test)]
+    tests::BUILT.lock().unwrap().push(target.to_path_buf());
+    let tmp = target.with_file_name(format!(".{name}.tmp-{tag}"));
+    let ids_tmp = target.with_file_name(format!(".{name}.tmp-{tag}.ids"));
     let result = write_sidecar(source, &tmp, &ids_tmp, stamp)
         .and_then(|()| std::fs::rename(&tmp, target).map_err(|e| Error::io(target, e)));
     let _ = std::fs::remove_file(&ids_tmp);
@@ -343,6 +400,9 @@ mod tests {
     use super::*;
     use crate::embeddings::EmbeddingSink;
 
+    /// The sidecars [`build`] has started writing, in order.
+    pub(super) static BUILT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
     fn write(path: &Path, rows: &[(&str, [f32; 2])]) {
         let mut sink = EmbeddingSink::create(path, 2).unwrap();
         for (id, v) in rows {
@@ -448,5 +508,83 @@ mod tests {
         let made: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
         assert_eq!(made.len(), 1);
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn concurrent_first_readers_build_the_sidecar_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        let names: Vec<String> = (0..20_000).map(|i| format!("d{i}")).collect();
+        let rows: Vec<(&str, [f32; 2])> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), [i as f32, 1.0]))
+            .collect();
+        write(&path, &rows);
+        let start = std::sync::Barrier::new(4);
+        let found: Vec<Option<u32>> = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        VectorFile::open(&path, dir.path()).unwrap().find("d19999")
+                    })
+                })
+                .collect();
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(found, [Some(19_999); 4]);
+        let sidecar = dir.path().join("e.parquet.f32");
+        let built = BUILT
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| **p == sidecar)
+            .count();
+        assert_eq!(
+            built, 1,
+            "one reader builds, the others wait and map its sidecar"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["e.parquet", "e.parquet.f32"],
+            "no lock or temp file left"
+        );
+    }
+
+    #[test]
+    fn temp_files_of_a_killed_build_on_this_host_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        write(&path, &[("x", [1.0, 2.0])]);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let host = scratch_host();
+        let me = std::process::id();
+        let killed = [
+            format!(".e.parquet.f32.tmp-{host}-{dead}-0"),
+            format!(".e.parquet.f32.tmp-{host}-{dead}-0.ids"),
+        ];
+        let kept = [
+            format!(".e.parquet.f32.tmp-otherhost-{dead}-0"),
+            format!(".e.parquet.f32.tmp-{host}-{me}-999"),
+            format!(".other.parquet.f32.tmp-{host}-{dead}-0"),
+        ];
+        for name in killed.iter().chain(&kept) {
+            std::fs::write(dir.path().join(name), b"partial").unwrap();
+        }
+        VectorFile::open(&path, dir.path()).unwrap();
+        for name in &killed {
+            assert!(!dir.path().join(name).exists(), "{name} swept");
+        }
+        for name in &kept {
+            assert!(dir.path().join(name).exists(), "{name} kept");
+        }
     }
 }

@@ -287,17 +287,9 @@ pub fn host_name() -> String {
     }
 }
 
-/// Whether process `pid` of this host is running (Linux `/proc`; a zombie, ended but not
-/// reaped, is gone; elsewhere every other process is taken as gone, which the cache lock
-/// makes safe).
-pub(crate) fn process_alive(pid: u32) -> bool {
-    pid == std::process::id()
-        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            // The state follows the command, which is in parentheses.
-            stat.rsplit_once(") ")
-                .is_none_or(|(_, rest)| !rest.starts_with('Z'))
-        })
-}
+/// Whether process `pid` of this host is running (shared with the part scratch sweeps; the
+/// cache lock makes the non-Linux answer, every other process gone, safe here).
+pub(crate) use rrra_common::parts::process_alive;
 
 #[cfg(test)]
 mod tests {
