@@ -24,7 +24,7 @@ use rrra_common::artifact::{ParquetSink, parquet_rows};
 use rrra_common::columns::{GroupRow, Interner, for_each_pair_batch, for_each_query_group};
 use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Scored};
-use rrra_common::residency::{FileMapped, TRIM_EVERY, trimmed};
+use rrra_common::residency::{FileMapped, trimmed};
 use rrra_common::schema::ArtifactKind::{
     self, Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
 };
@@ -192,7 +192,7 @@ impl Stage for TrainAdapter {
         // The pool, spilled as row numbers of the vector files (lookups on disk).
         let mut spill = ScratchWriter::<PoolPair>::create(&ctx.work_dir, "pool-pairs.bin")?;
         let path = ctx.input("candidates")?;
-        trimmed(&[&queries, &docs], TRIM_EVERY, || {
+        trimmed(&[&queries, &docs], || {
             for_each_pool(path, p.k_p, p.pool, |query, pool| {
                 let q = queries.row_of(query, "query")?;
                 for &(doc, class) in pool {
@@ -212,11 +212,10 @@ impl Stage for TrainAdapter {
             pairs: pairs.as_slice(),
         };
         let config = p.config(queries.dim(), ctx.seed);
-        let (net, shape, summary) = trimmed(
-            &[&queries as &dyn FileMapped, &docs, &pairs],
-            TRIM_EVERY,
-            || train(data, order.as_mut_slice(), &config, &device, ctx.progress),
-        );
+        let (order, order_region) = order.values_and_region();
+        let maps: [&dyn FileMapped; 4] = [&queries, &docs, &pairs, &order_region];
+        let (net, shape, summary) =
+            trimmed(&maps, || train(data, order, &config, &device, ctx.progress));
         let saved = SavedAdapter {
             shape,
             params: Some(p.clone()),
@@ -498,7 +497,7 @@ impl Stage for ScoreAdapter {
         // vector; documents are looked up as they are scored.
         let mut seen = vec![0u64; q_file.rows().div_ceil(64)];
         let mut last: Option<(String, u32)> = None;
-        trimmed(&[&q_file], TRIM_EVERY, || {
+        trimmed(&[&q_file], || {
             for_each_pair_batch(path, kind, |b| {
                 for i in 0..b.len() {
                     let query_id = b.query_id.value(i);
@@ -575,7 +574,7 @@ impl Stage for ScoreAdapter {
             sink.finish()
         };
         let out = ctx.output("scored");
-        let (n, split) = trimmed(&[&q_file, &d_file], TRIM_EVERY, || {
+        let (n, split) = trimmed(&[&q_file, &d_file], || {
             Ok::<_, Error>(match p.part_rows {
                 None => (score_range(0..total, &out)?, None),
                 Some(size) => {

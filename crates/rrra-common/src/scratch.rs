@@ -130,6 +130,20 @@ impl<T: Pod> Scratch<T> {
         }
     }
 
+    /// The values, writable, with their address range for
+    /// [`crate::residency::trimmed`] (an array made by [`Scratch::zeroed`]; empty
+    /// otherwise).
+    pub fn values_and_region(&mut self) -> (&mut [T], crate::residency::MappedRegion<'_>) {
+        let region = match &self.map {
+            Map::Writable(Some(m)) => (m.as_ptr() as usize, m.len()),
+            _ => (0, 0),
+        };
+        (
+            self.as_mut_slice(),
+            crate::residency::MappedRegion::new(region.0, region.1),
+        )
+    }
+
     /// The values, writable (an array made by [`Scratch::zeroed`]; empty otherwise).
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         match &mut self.map {
