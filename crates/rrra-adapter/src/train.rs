@@ -18,26 +18,94 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rrra_common::progress::Progress;
+use rrra_encoder::Backend;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{check_backend, is_cpu};
 use crate::labels::Class;
 use crate::model::{AdapterConfig, AdapterNet, l_norm, s_fn};
 
-/// How to train an adapter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
+/// Params of `train.adapter`, consumed as they are by [`train`] (and by `train.joint`, which
+/// reads them from the stage-2 adapter's `adapter.json`, where they are saved).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainAdapterParams {
+    /// Hidden width of the MLP; 0 means the embedding width (METHOD.md's `3d → d → d`).
     pub hidden: usize,
+    /// A candidate ranked in the top `k_p` counts as predicted relevant.
+    pub k_p: u32,
+    /// Only the `pool` best-ranked non-positive candidates of a query are used.
+    pub pool: usize,
+    /// Passes over the training pairs.
     pub epochs: usize,
-    /// Stop after this many steps in all (`None`: every epoch to the end).
+    /// Stop after this many optimiser steps in all (a fixed budget at scale); absent: run
+    /// every epoch to the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<usize>,
+    /// Pairs per optimiser step.
     pub batch_size: usize,
+    /// AdamW learning rate.
     pub lr: f64,
+    /// AdamW weight decay.
     pub weight_decay: f64,
+    /// Weight of the linear-normalisation loss.
     pub norm_weight: f64,
+    /// Weight of the `s_fn` pull towards 1 (positives) and 0 (TN); 0 turns it off.
     pub pull_weight: f64,
-    /// Weigh classes by inverse frequency (else all 1).
+    /// Inverse-frequency class weights in the cross-entropy (else all 1).
     pub balanced: bool,
-    pub seed: u64,
+    /// Where it trains: `cpu` (default), `tch` or `wgpu` (cargo features of rrra-encoder,
+    /// as `encode.bert`'s `backend:`). Left out of the cache key and `adapter.json` when
+    /// `cpu`, so adapters trained before the param existed stay cached.
+    #[serde(skip_serializing_if = "is_cpu")]
+    pub backend: Backend,
+}
+
+impl Default for TrainAdapterParams {
+    fn default() -> Self {
+        TrainAdapterParams {
+            hidden: 0,
+            k_p: 10,
+            pool: 200,
+            epochs: 3,
+            max_steps: None,
+            batch_size: 512,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            norm_weight: 1.0,
+            pull_weight: 1.0,
+            balanced: true,
+            backend: Backend::Cpu,
+        }
+    }
+}
+
+impl TrainAdapterParams {
+    /// Checks the params: counts at least 1, rates finite and in range, the backend
+    /// compiled in. The error names the param.
+    pub fn check(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.batch_size == 0 || self.pool == 0 || self.max_steps == Some(0) {
+            return Err("params epochs, max_steps, batch_size and pool must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("param lr must be finite and > 0, got {}", self.lr));
+        }
+        for (name, v) in [
+            ("weight_decay", self.weight_decay),
+            ("norm_weight", self.norm_weight),
+            ("pull_weight", self.pull_weight),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(format!("param {name} must be finite and >= 0, got {v}"));
+            }
+        }
+        check_backend(self.backend)
+    }
+
+    /// The MLP's hidden width for embeddings `dim` wide (`hidden`, or `dim` when 0).
+    pub fn hidden_width(&self, dim: usize) -> usize {
+        if self.hidden == 0 { dim } else { self.hidden }
+    }
 }
 
 /// One labelled pair: query row and document row of [`Vectors`], and its [`Class`]. Plain
@@ -157,7 +225,7 @@ pub fn loss(
     c: Tensor<2>,
     classes: &[Class],
     weights: &[f64; 4],
-    config: &TrainConfig,
+    params: &TrainAdapterParams,
 ) -> Tensor<1> {
     let device = q.device();
     let labels = Tensor::<2, Int>::from_data(
@@ -181,11 +249,11 @@ pub fn loss(
         .sum()
         .neg()
         .div_scalar(classes.len() as f64);
-    if config.norm_weight > 0.0 {
+    if params.norm_weight > 0.0 {
         let norm = l_norm(q, c, out.a).mean();
-        loss = loss.add(norm.mul_scalar(config.norm_weight));
+        loss = loss.add(norm.mul_scalar(params.norm_weight));
     }
-    if config.pull_weight > 0.0 {
+    if params.pull_weight > 0.0 {
         let target = column(
             classes
                 .iter()
@@ -204,19 +272,22 @@ pub fn loss(
         let denom = mw.clone().sum().clamp_min(1e-8);
         let err = s_fn(out.cos_ac, out.cos_qc).sub(target);
         let pull = err.clone().mul(err).mul(mw).sum().div(denom);
-        loss = loss.add(pull.mul_scalar(config.pull_weight));
+        loss = loss.add(pull.mul_scalar(params.pull_weight));
     }
     loss
 }
 
-/// Trains an adapter on `data` on `device` (any backend's; autodiff is added here). The
+/// Trains an adapter on `data` with `params` (`k_p`, `pool` and `backend` are the caller's:
+/// they chose the pairs and `device`), initialised and shuffled from `seed`, on `device`
+/// (any backend's; autodiff is added here). The
 /// vectors stay where they are (they are frozen): each batch copies its rows onto the
 /// device, and only those rows enter the graph. `order` (one entry per pair, overwritten)
 /// holds the shuffled order of each epoch: the caller decides where it lives.
 pub fn train(
     data: Pairs<'_>,
     order: &mut [u32],
-    config: &TrainConfig,
+    params: &TrainAdapterParams,
+    seed: u64,
     device: &Device,
     progress: &dyn Progress,
 ) -> (AdapterNet, AdapterConfig, TrainSummary) {
@@ -225,42 +296,42 @@ pub fn train(
     let autodiff = base.clone().autodiff();
     let shape = AdapterConfig {
         dim: data.vectors.dim,
-        hidden: config.hidden,
+        hidden: params.hidden_width(data.vectors.dim),
     };
-    let mut net = AdapterNet::new(&shape, config.seed, &autodiff);
+    let mut net = AdapterNet::new(&shape, seed, &autodiff);
     let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay as f32)
+        .with_weight_decay(params.weight_decay as f32)
         .init();
     let counts = data.class_counts();
-    let weights = class_weights(counts, config.balanced);
+    let weights = class_weights(counts, params.balanced);
     let Pairs { vectors, pairs } = data;
     assert_eq!(order.len(), pairs.len(), "one order entry per pair");
     for (i, o) in order.iter_mut().enumerate() {
         *o = u32::try_from(i).expect("fewer than 2^32 pairs");
     }
-    let steps = pairs.len().div_ceil(config.batch_size) * config.epochs;
-    let steps = config.max_steps.map_or(steps, |m| m.min(steps));
+    let steps = pairs.len().div_ceil(params.batch_size) * params.epochs;
+    let steps = params.max_steps.map_or(steps, |m| m.min(steps));
     let task = progress.task("train adapter (steps)", Some(steps as u64));
-    let mut epoch_loss = Vec::with_capacity(config.epochs);
+    let mut epoch_loss = Vec::with_capacity(params.epochs);
     let mut step = 0;
-    for epoch in 0..config.epochs {
+    for epoch in 0..params.epochs {
         if step == steps {
             break;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(
-            config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         order.shuffle(&mut rng);
         let (mut sum, mut seen) = (0.0, 0);
-        for rows in order.chunks(config.batch_size).take(steps - step) {
+        for rows in order.chunks(params.batch_size).take(steps - step) {
             let batch = rows.iter().map(|&r| pairs[r as usize]);
             let (q, c) = vectors.gather(batch.clone().map(|p| (p.query, p.doc)), &base);
             let classes: Vec<Class> = batch.map(|p| p.class()).collect();
-            let loss = loss(&net, q.autodiff(), c.autodiff(), &classes, &weights, config);
+            let loss = loss(&net, q.autodiff(), c.autodiff(), &classes, &weights, params);
             let n = rows.len() as f64;
             sum += f64::from(loss.clone().into_scalar::<f32>()) * n;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(config.lr, net, grads);
+            net = optim.step(params.lr, net, grads);
             task.inc(1);
             (step, seen) = (step + 1, seen + rows.len());
         }
@@ -346,151 +417,4 @@ pub fn score_rows(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::Rng;
-    use rrra_common::progress::Silent;
-
-    fn cpu() -> Device {
-        Device::flex()
-    }
-
-    /// Vectors and pairs, owned.
-    struct Toy {
-        dim: usize,
-        queries: Vec<f32>,
-        docs: Vec<f32>,
-        pairs: Vec<PoolPair>,
-    }
-
-    impl Toy {
-        fn data(&self) -> Pairs<'_> {
-            Pairs {
-                vectors: Vectors {
-                    dim: self.dim,
-                    queries: &self.queries,
-                    docs: &self.docs,
-                },
-                pairs: &self.pairs,
-            }
-        }
-
-        fn train(&self, config: &TrainConfig) -> (AdapterNet, AdapterConfig, TrainSummary) {
-            let mut order = vec![0; self.pairs.len()];
-            train(self.data(), &mut order, config, &cpu(), &Silent)
-        }
-    }
-
-    /// Queries and documents in 16-d where "relevant" documents lie close to their query;
-    /// some relevant documents are labelled (gold), others are hidden among the negatives.
-    fn toy(seed: u64) -> (Toy, Vec<bool>) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let dim = 16;
-        let unit = |v: Vec<f32>| {
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
-        };
-        let (mut queries, mut docs, mut pairs, mut hidden) = (vec![], vec![], vec![], vec![]);
-        for qi in 0..60u32 {
-            let q = unit((0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect());
-            for j in 0..24 {
-                let relevant = j < 4;
-                let noise = if relevant { 0.6 } else { 1.6 };
-                let d = unit(
-                    q.iter()
-                        .map(|x| x + noise * rng.random_range(-1.0f32..1.0))
-                        .collect(),
-                );
-                let id = (docs.len() / dim) as u32;
-                docs.extend(d);
-                // Two relevant documents are labelled; two stay hidden as "negatives".
-                let gold = j < 2;
-                let class = match (gold, j % 3 == 0) {
-                    (true, true) => Class::Tp,
-                    (true, false) => Class::Fn,
-                    (false, true) => Class::Fp,
-                    (false, false) => Class::Tn,
-                };
-                pairs.push(PoolPair::new(qi, id, class));
-                hidden.push(relevant && !gold);
-            }
-            queries.extend(q);
-        }
-        (
-            Toy {
-                dim,
-                queries,
-                docs,
-                pairs,
-            },
-            hidden,
-        )
-    }
-
-    fn config(seed: u64) -> TrainConfig {
-        TrainConfig {
-            hidden: 16,
-            epochs: 30,
-            max_steps: None,
-            batch_size: 128,
-            lr: 3e-3,
-            weight_decay: 0.0,
-            norm_weight: 1.0,
-            pull_weight: 1.0,
-            balanced: true,
-            seed,
-        }
-    }
-
-    #[test]
-    fn training_lowers_the_loss_and_scores_hidden_positives_higher() {
-        let (toy, hidden) = toy(1);
-        let (net, _, summary) = toy.train(&config(5));
-        let data = toy.data();
-        let first = summary.epoch_loss[0];
-        let last = *summary.epoch_loss.last().unwrap();
-        assert!(last < 0.8 * first, "loss {first} -> {last}");
-        let scores = score(&net, &data, 100, &cpu(), &mut |_| {});
-        let mean = |want: bool| {
-            let v: Vec<f64> = scores
-                .iter()
-                .zip(data.pairs)
-                .zip(&hidden)
-                .filter(|((_, p), h)| !p.class().gold() && **h == want)
-                .map(|((s, _), _)| f64::from(s.s_fn))
-                .collect();
-            v.iter().sum::<f64>() / v.len() as f64
-        };
-        // Among unlabelled pairs, the hidden relevant ones look more like false negatives.
-        assert!(
-            mean(true) > mean(false) + 0.05,
-            "{} vs {}",
-            mean(true),
-            mean(false)
-        );
-        assert!(summary.mean_s_fn[Class::Tp as usize] > summary.mean_s_fn[Class::Tn as usize]);
-        for s in &scores {
-            assert!((0.0..=1.0).contains(&s.s_fn) && (0.0..=1.0 + 1e-6).contains(&s.p_rel));
-        }
-    }
-
-    #[test]
-    fn same_seed_same_adapter() {
-        let (toy, _) = toy(2);
-        let mut c = config(9);
-        c.epochs = 2;
-        let run = || toy.train(&c).0;
-        let a = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {});
-        let b = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {});
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn balanced_weights_average_one() {
-        let w = class_weights([10, 30, 0, 60], true);
-        assert_eq!(w[2], 0.0);
-        let mean = (10.0 * w[0] + 30.0 * w[1] + 60.0 * w[3]) / 100.0;
-        assert!((mean - 1.0).abs() < 1e-12);
-        assert_eq!(class_weights([1, 2, 3, 4], false), [1.0; 4]);
-    }
-}
+mod tests;

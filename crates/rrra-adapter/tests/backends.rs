@@ -10,8 +10,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rrra_adapter::labels::Class;
-use rrra_adapter::stages::{SavedAdapter, TrainAdapterParams, save_adapter};
-use rrra_adapter::train::{PairScores, Pairs, PoolPair, Vectors, score, train};
+use rrra_adapter::saved::{SavedAdapter, save_adapter};
+use rrra_adapter::train::{PairScores, Pairs, PoolPair, TrainAdapterParams, Vectors, score, train};
 use rrra_common::progress::Silent;
 use rrra_encoder::Backend;
 
@@ -90,14 +90,13 @@ fn other_backends_match_cpu() {
         batch_size: 64,
         ..Default::default()
     };
-    let config = params.config(toy.dim, 17);
     let cpu = Backend::Cpu.device().unwrap();
-    let (net, shape, summary) = train(data, &mut order, &config, &cpu, &Silent);
+    let (net, shape, summary) = train(data, &mut order, &params, 17, &cpu, &Silent);
     let on_cpu = score(&net, &data, 100, &cpu, &mut |_| {});
     let dir = tempfile::tempdir().unwrap();
     let saved = SavedAdapter {
         shape,
-        params: Some(params),
+        params: Some(params.clone()),
         seed: Some(17),
         summary: None,
     };
@@ -115,7 +114,7 @@ fn other_backends_match_cpu() {
         println!("{backend}: cpu weights, max score difference {d:e}");
         assert!(d < 1e-4, "{backend}: scores differ from cpu by {d}");
         // Trained there from the same seed: the same path up to rounding.
-        let (net, _, s) = train(data, &mut order, &config, &device, &Silent);
+        let (net, _, s) = train(data, &mut order, &params, 17, &device, &Silent);
         let trained = score(&net, &data, 100, &device, &mut |_| {});
         let d = max_diff(&on_cpu, &trained);
         println!(

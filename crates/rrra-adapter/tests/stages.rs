@@ -13,6 +13,7 @@ use rrra_common::embeddings::EmbeddingSink;
 use rrra_common::progress::Silent;
 use rrra_common::records::{Candidate, RunRow, Scored};
 use rrra_common::stage::{Stage, StageContext};
+use rrra_encoder::Backend;
 
 const DIM: usize = 8;
 
@@ -298,20 +299,35 @@ fn input_errors_name_what_is_wrong() {
 #[test]
 fn params_pick_a_backend_and_a_step_budget_and_only_pool_vectors_are_read() {
     let bad = |p: TrainAdapterParams| TrainAdapter::check(&p).unwrap_err();
-    let unknown = bad(TrainAdapterParams {
-        backend: "gpu".into(),
-        ..Default::default()
-    });
+    // The backend is typed: serde refuses an unknown name (the runner adds the param's
+    // path), and a default `cpu` stays out of the serialised params (the cache key).
+    let unknown =
+        serde_json::from_value::<TrainAdapterParams>(serde_json::json!({"backend": "gpu"}))
+            .unwrap_err()
+            .to_string();
     assert!(
-        unknown.contains("param backend") && unknown.contains("gpu"),
+        unknown.contains("gpu") && unknown.contains("wgpu"),
         "{unknown}"
     );
+    let key = |p: TrainAdapterParams| serde_json::to_value(p).unwrap();
+    assert_eq!(key(TrainAdapterParams::default()).get("backend"), None);
+    let wgpu = TrainAdapterParams {
+        backend: Backend::Wgpu,
+        ..Default::default()
+    };
+    assert_eq!(key(wgpu.clone())["backend"], "wgpu");
     if !cfg!(feature = "wgpu") {
-        let missing = bad(TrainAdapterParams {
-            backend: "wgpu".into(),
+        let missing = bad(wgpu);
+        assert!(
+            missing.contains("param backend") && missing.contains("feature `wgpu`"),
+            "{missing}"
+        );
+        let score_missing = ScoreAdapter::check(&ScoreAdapterParams {
+            backend: Backend::Wgpu,
             ..Default::default()
-        });
-        assert!(missing.contains("feature `wgpu`"), "{missing}");
+        })
+        .unwrap_err();
+        assert!(score_missing.contains("param backend"), "{score_missing}");
     }
     assert!(
         bad(TrainAdapterParams {
@@ -320,12 +336,6 @@ fn params_pick_a_backend_and_a_step_budget_and_only_pool_vectors_are_read() {
         })
         .contains("max_steps")
     );
-    let score_bad = ScoreAdapter::check(&ScoreAdapterParams {
-        backend: "gpu".into(),
-        ..Default::default()
-    })
-    .unwrap_err();
-    assert!(score_bad.contains("param backend"), "{score_bad}");
 
     // Document vectors of the pool only: the rank-30 negatives (beyond a pool of 20) have
     // none, and training does not need them. Two steps of a 3-epoch run: one epoch's loss.
@@ -364,7 +374,7 @@ fn params_pick_a_backend_and_a_step_budget_and_only_pool_vectors_are_read() {
         ("docs", &pool_docs),
     ];
     TrainAdapter::run(&params, &ctx(&inputs, &out, 1)).unwrap();
-    let saved = rrra_adapter::stages::SavedAdapter::read(&out.join("adapter")).unwrap();
+    let saved = rrra_adapter::saved::SavedAdapter::read(&out.join("adapter")).unwrap();
     assert_eq!(saved.summary.unwrap().epoch_loss.len(), 1);
     // A pool of 30 needs them.
     let out = dir.path().join("all");

@@ -23,8 +23,8 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use rrra_adapter::AdapterNet;
 use rrra_adapter::labels::Class;
-use rrra_adapter::stages::SavedAdapter;
-use rrra_adapter::train::{TrainConfig as AdapterConfig, class_weights, loss};
+use rrra_adapter::saved::SavedAdapter;
+use rrra_adapter::train::{TrainAdapterParams, class_weights, loss};
 use rrra_encoder::Error;
 use rrra_encoder::train::{Auxiliary, BatchView, TrainData};
 
@@ -36,7 +36,8 @@ pub struct JointAdapter {
     /// The stage-2 adapter folder it starts from.
     start: PathBuf,
     saved: SavedAdapter,
-    config: AdapterConfig,
+    /// Stage 2's params: the loss settings it keeps.
+    params: TrainAdapterParams,
     /// λ, the weight of the adapter's loss in the encoder's objective.
     weight: f64,
     /// Peak learning rate (it follows the encoder's schedule).
@@ -69,9 +70,7 @@ impl JointAdapter {
         weight: f64,
         lr: Option<f64>,
     ) -> rrra_common::Result<Self> {
-        let config = saved
-            .trained_with(start)?
-            .config(saved.shape.dim, saved.seed.unwrap_or(0));
+        let params = saved.trained_with(start)?.clone();
         // What it says of stage 2's training no longer describes this adapter.
         let saved = SavedAdapter {
             summary: None,
@@ -79,13 +78,13 @@ impl JointAdapter {
         };
         let mut joint = JointAdapter {
             start: start.to_path_buf(),
-            lr: lr.unwrap_or(config.lr),
+            lr: lr.unwrap_or(params.lr),
             class_weights: [0.0; 4],
             optim: AdamWConfig::new()
-                .with_weight_decay(config.weight_decay as f32)
+                .with_weight_decay(params.weight_decay as f32)
                 .init(),
             saved,
-            config,
+            params,
             weight,
             classes,
             net: None,
@@ -98,7 +97,7 @@ impl JointAdapter {
                 counts[joint.class(e.query, n, false) as usize] += 1;
             }
         }
-        joint.class_weights = class_weights(counts, joint.config.balanced);
+        joint.class_weights = class_weights(counts, joint.params.balanced);
         Ok(joint)
     }
 
@@ -168,7 +167,7 @@ impl Auxiliary for JointAdapter {
             c.clone(),
             &classes,
             &self.class_weights,
-            &self.config,
+            &self.params,
         );
         let held = loss(
             net,
@@ -176,7 +175,7 @@ impl Auxiliary for JointAdapter {
             c.detach(),
             &classes,
             &self.class_weights,
-            &self.config,
+            &self.params,
         );
         self.losses
             .push(f64::from(live.clone().into_scalar::<f32>()));

@@ -3,7 +3,8 @@
 //! step's `L_con + L_adapter`), and the jointly trained `adapter`.
 
 use rrra_adapter::labels::Class;
-use rrra_adapter::stages::{SavedAdapter, labelled_pool, save_adapter};
+use rrra_adapter::pool::labelled_pool;
+use rrra_adapter::saved::{SavedAdapter, save_adapter};
 use rrra_common::schema::ArtifactKind::{
     Adapter, Candidates, Corpus, Examples, Model, Queries, TrainLog,
 };

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rrra_adapter::labels::Class;
-use rrra_adapter::stages::{SavedAdapter, TrainAdapterParams, save_adapter};
+use rrra_adapter::saved::{SavedAdapter, save_adapter};
+use rrra_adapter::train::TrainAdapterParams;
 use rrra_adapter::{AdapterConfig, AdapterNet};
 use rrra_common::progress::{KillAfter, Progress, Silent};
 use rrra_encoder::export::export;
@@ -227,7 +228,7 @@ fn zero_weight_trains_the_encoder_as_plain_training_and_still_trains_the_adapter
         plain.embeddings, zero.embeddings,
         "λ = 0 changed the encoder"
     );
-    let before = probe(&rrra_adapter::stages::load_adapter(start.path(), &Device::flex()).unwrap());
+    let before = probe(&rrra_adapter::saved::load_adapter(start.path(), &Device::flex()).unwrap());
     let moved = max_abs_diff(&before, zero.adapter.as_ref().unwrap());
     assert!(
         moved > 1e-4,
