@@ -15,7 +15,7 @@ use rrra_adapter::stages::{SavedAdapter, TrainAdapterParams, save_adapter};
 use rrra_adapter::{AdapterConfig, AdapterNet};
 use rrra_common::progress::{KillAfter, Progress, Silent};
 use rrra_encoder::export::export;
-use rrra_encoder::train::{Auxiliary, TrainConfig, TrainData, TrainExample, train};
+use rrra_encoder::train::{Auxiliary, RunSettings, TrainConfig, TrainData, TrainExample, train};
 use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
 use rrra_joint::JointAdapter;
 
@@ -74,6 +74,7 @@ fn classes() -> HashMap<(usize, usize), Class> {
 
 fn config(chunk_size: usize) -> TrainConfig {
     TrainConfig {
+        backend: Backend::Cpu,
         batch_size: 3,
         chunk_size,
         epochs: 2,
@@ -88,12 +89,15 @@ fn config(chunk_size: usize) -> TrainConfig {
         checkpoint_secs: 0.0,
         query_max_len: 32,
         max_len: 48,
-        pooling: Pooling::Mean,
-        normalize: true,
-        seed: 11,
-        precision: Default::default(),
+        ..TrainConfig::default()
     }
 }
+
+const RUN: RunSettings = RunSettings {
+    seed: 11,
+    pooling: Pooling::Mean,
+    normalize: true,
+};
 
 /// A fresh stage-2 adapter for MiniLM's 384-d embeddings, written into `dir`.
 fn stage2(dir: &Path) -> SavedAdapter {
@@ -163,8 +167,8 @@ fn run(
 ) -> Outcome {
     let (trained, summary) = train(
         model_dir(),
-        Backend::Cpu,
         config,
+        &RUN,
         &data(),
         work,
         progress,
