@@ -8,7 +8,7 @@
 //! * [`detection`]: false-negative detection measures (ROC-AUC, P@k, R@k), over the
 //!   packed [`hidden`] qrels.
 //! * [`write_trec_run`] / [`write_trec_qrels`]: TREC text export.
-//! * [`stages`]: the `eval.trec` and `eval.compare` pipeline stages.
+//! * [`stages`]: the `eval.trec`, `eval.compare` and `eval.fn_detection` pipeline stages.
 
 mod answers;
 pub mod detection;
