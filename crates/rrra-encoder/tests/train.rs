@@ -10,10 +10,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
 
-use rrra_common::progress::{KillAfter, Progress, Silent};
+use rrra_common::progress::{Progress, Silent};
 use rrra_encoder::export::export;
 use rrra_encoder::train::{RunSettings, TrainConfig, TrainData, TrainExample, Trained, train};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling, python};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
+use rrra_testkit::{KillAfter, python};
 
 mod common;
 use common::{cosine, model_dir};

@@ -13,15 +13,17 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rrra_adapter::labels::Class;
 use rrra_adapter::stages::{SavedAdapter, TrainAdapterParams, save_adapter};
 use rrra_adapter::{AdapterConfig, AdapterNet};
-use rrra_common::progress::{KillAfter, Progress, Silent};
+use rrra_common::progress::{Progress, Silent};
 use rrra_encoder::export::export;
 use rrra_encoder::train::{Auxiliary, RunSettings, TrainConfig, TrainData, TrainExample, train};
 use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
 use rrra_joint::JointAdapter;
+use rrra_testkit::KillAfter;
 
-#[path = "../../rrra-encoder/tests/common/model.rs"]
-mod model;
-use model::model_dir;
+/// all-MiniLM-L6-v2, fetched once into the test target's temporary folder.
+fn model_dir() -> &'static Path {
+    rrra_testkit::minilm(env!("CARGO_TARGET_TMPDIR"))
+}
 
 /// Five queries, each with one positive, a near-miss negative (labelled FP: an unlabelled
 /// relevant-looking document) and an off-topic one (TN).
