@@ -17,19 +17,11 @@ pub fn scifact_bm25_with_k1(k1: &str) -> Pipeline {
     Pipeline::parse(&file, &text.replace("k1: 0.9", &format!("k1: {k1}"))).unwrap()
 }
 
-/// The all-MiniLM-L6-v2 folder under `models` (the integration tests share
-/// `$CARGO_TARGET_TMPDIR/rrra-encoder-models`), fetched there once.
-pub fn minilm(models: &Path) -> PathBuf {
-    let silent = rrra_common::progress::Silent;
-    rrra_encoder::resolve_model(rrra_encoder::MINILM_L6, models, &silent)
-        .unwrap_or_else(|e| panic!("fetching the model: {e}"))
-}
-
 /// Writes `dir/tiny-split.yaml` and the small BEIR folder it reads (300 SciFact documents,
 /// 40 queries, one qrel each): ingest -> encode documents in 4 parts of 80 rows and
-/// queries unsplit -> mine in 4 parts of 11 queries, with the model under `models` (see
-/// [`minilm`]). Returns the pipeline file.
-pub fn tiny_split(dir: &Path, models: &Path) -> PathBuf {
+/// queries unsplit -> mine in 4 parts of 11 queries, with the model folder `model` (e.g.
+/// `rrra_testkit::minilm`). Returns the pipeline file.
+pub fn tiny_split(dir: &Path, model: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = [
         root.join("../../shared/data/scifact"),
@@ -78,7 +70,7 @@ stages:
     params: {{k: 20, part_queries: 11}}
 ",
         beir = out.display(),
-        model = minilm(models).display()
+        model = model.display()
     );
     let file = dir.join("tiny-split.yaml");
     std::fs::write(&file, text).unwrap();

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use rrra_common::artifact::read_rows;
 use rrra_common::progress::Silent;
-use rrra_eval::testing::{compare_with_reference, pytrec_eval_per_query};
 use rrra_eval::{Measure, Qrels, Run, evaluate, write_trec_qrels_file, write_trec_run_file};
 use rrra_runner::Pipeline;
+use rrra_testkit::pytrec::{compare_with_reference, pytrec_eval_per_query};
 
 #[test]
 fn bm25_on_scifact_matches_pytrec_eval_and_published_range() {

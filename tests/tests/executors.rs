@@ -19,11 +19,9 @@ use rrra_runner::tasks::{
 };
 use rrra_runner::{Check, Event, Executor, Pipeline, RunError, State};
 
-/// The model folder the integration tests share.
-const MODELS: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
-
 fn pipeline(dir: &Path) -> Pipeline {
-    Pipeline::load(&rrra_tests::tiny_split(dir, Path::new(MODELS))).unwrap()
+    let model = rrra_testkit::minilm(env!("CARGO_TARGET_TMPDIR"));
+    Pipeline::load(&rrra_tests::tiny_split(dir, model)).unwrap()
 }
 
 /// Stage id → (output port → blake3) of a finished run.

@@ -3,7 +3,6 @@
 //! killed with SIGKILL during part 3 of 4 resumes with parts 1 and 2 cached (not
 //! recomputed) and the same bytes.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -14,11 +13,12 @@ use rrra_common::artifact::{hash_file, parquet_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
 use rrra_common::progress::{Progress, Silent, Task};
 use rrra_common::records::{Doc, Qrel};
-use rrra_common::stage::{Stage, StageContext, StageReport};
+use rrra_common::stage::{Stage, StageReport};
 use rrra_encoder::stages::EncodeBert;
 use rrra_mine::MineDense;
 use rrra_resample::stages::ResampleRrra;
 use rrra_retrieve::stages::RetrieveDense;
+use rrra_testkit::StageRun;
 use serde_json::{Value, json};
 
 const DIM: usize = 24;
@@ -96,23 +96,15 @@ fn run<S: Stage>(
     dir: &Path,
     progress: &dyn Progress,
 ) -> (StageReport, PathBuf) {
-    let params: S::Params = serde_json::from_value(params.clone()).unwrap();
-    S::check(&params).unwrap();
     let out = dir.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let ctx = StageContext {
-        inputs: inputs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_path_buf()))
-            .collect::<BTreeMap<_, _>>(),
-        out_dir: out.clone(),
-        base_dir: dir.to_path_buf(),
-        cache_dir: dir.to_path_buf(),
-        work_dir: dir.join("work"),
-        seed: 7,
-        progress,
-    };
-    let report = S::run(&params, &ctx).unwrap();
+    let report = StageRun::in_dir(dir)
+        .out_dir(&out)
+        .cache_dir(dir)
+        .inputs(inputs.iter().copied())
+        .seed(7)
+        .progress(progress)
+        .run_json::<S>(params.clone())
+        .unwrap();
     (report, out)
 }
 

@@ -9,22 +9,15 @@
 //! both, the result is the local run's, and the killed tries' part files are never merged.
 //! Skipped, saying so, when the Python of `RRRA_PYTHON` (else `.venv`) cannot import ray.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The model folder the integration tests share.
-const MODELS: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/rrra-encoder-models");
+use rrra_testkit::{kill, python};
 
 /// One Ray instance at a time: the tests share the 2 CPUs they give Ray.
 static RAY: Mutex<()> = Mutex::new(());
-
-fn python() -> PathBuf {
-    std::env::var_os("RRRA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
-}
 
 fn ray_missing() -> bool {
     let ok = Command::new(python())
@@ -63,10 +56,10 @@ fn ok(cmd: &mut Command) -> String {
 /// Links the shared MiniLM folder into `data`'s model cache, so that a pipeline naming
 /// `minilm-l6` finds it there instead of fetching it again.
 fn share_model(data: &Path) {
-    let model = rrra_tests::minilm(Path::new(MODELS));
+    let model = rrra_testkit::minilm(env!("CARGO_TARGET_TMPDIR"));
     let models = data.join("cache/models");
     std::fs::create_dir_all(&models).unwrap();
-    std::os::unix::fs::symlink(&model, models.join(model.file_name().unwrap())).unwrap();
+    std::os::unix::fs::symlink(model, models.join(model.file_name().unwrap())).unwrap();
 }
 
 /// A Ray head node on 127.0.0.1 (`ray start --head --block`, its processes this test's
@@ -278,14 +271,6 @@ fn stat_field(pid: u32, i: usize) -> Option<String> {
     after.split(' ').nth(i - 3).map(str::to_string)
 }
 
-fn kill(pid: u32, what: &str) {
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success(), "{what} {pid} was gone before the kill");
-}
-
 /// The part and pid of each `encode.bert` try that Ray reported done (`ray: part k/N done
 /// ... by exec-part pid P (.../encode.bert/.work-KEY/tasks/part-NNNNN/task.json)`).
 fn encode_done_by(err: &str) -> Vec<(usize, u32)> {
@@ -309,7 +294,8 @@ fn a_killed_part_and_a_killed_ray_worker_are_retried_with_the_local_bytes() {
     }
     let _ray = RAY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let file = rrra_tests::tiny_split(dir.path(), Path::new(MODELS));
+    let model = rrra_testkit::minilm(env!("CARGO_TARGET_TMPDIR"));
+    let file = rrra_tests::tiny_split(dir.path(), model);
     let local = dir.path().join("local");
     ok(&mut xtask(&file, &local));
     let local = rrra_tests::cached_hashes(&local);

@@ -5,19 +5,7 @@ use burn::tensor::Device;
 use rrra_common::{Error, Result};
 use rrra_encoder::Backend;
 
-/// Checks a `backend:` param at `check()` time: the backend must be compiled into this
-/// build, else the error names the param and the cargo feature that adds it.
-pub fn check_backend(backend: Backend) -> std::result::Result<(), String> {
-    if backend.is_compiled() {
-        return Ok(());
-    }
-    Err(format!(
-        "param backend: `{backend}` is not compiled in; build with cargo feature `{backend}` \
-         (`cargo run --release -p xtask --features {backend} -- run FILE`)"
-    ))
-}
-
-/// The device of a `backend:` param (checked by [`check_backend`]), or the error naming
+/// The device of a `backend:` param (checked by [`Backend::check_compiled`]), or the error naming
 /// the param.
 pub fn backend_device(backend: Backend) -> Result<Device> {
     backend

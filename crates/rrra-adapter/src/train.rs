@@ -21,7 +21,7 @@ use rrra_common::progress::Progress;
 use rrra_encoder::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{check_backend, is_cpu};
+use crate::backend::is_cpu;
 use crate::labels::Class;
 use crate::model::{AdapterConfig, AdapterNet, l_norm, s_fn};
 
@@ -99,7 +99,7 @@ impl TrainAdapterParams {
                 return Err(format!("param {name} must be finite and >= 0, got {v}"));
             }
         }
-        check_backend(self.backend)
+        self.backend.check_compiled()
     }
 
     /// The MLP's hidden width for embeddings `dim` wide (`hidden`, or `dim` when 0).

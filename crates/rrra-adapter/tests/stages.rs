@@ -1,7 +1,6 @@
 //! `train.adapter` and `score.adapter` as the runner calls them, on synthetic embeddings:
 //! outputs, determinism, the run input, and input errors.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
@@ -10,10 +9,10 @@ use rrra_adapter::stages::{ScoreAdapterParams, TrainAdapterParams};
 use rrra_adapter::{ScoreAdapter, TrainAdapter};
 use rrra_common::artifact::{read_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
-use rrra_common::progress::Silent;
 use rrra_common::records::{Candidate, RunRow, Scored};
 use rrra_common::stage::{Stage, StageContext};
 use rrra_encoder::Backend;
+use rrra_testkit::StageRun;
 
 const DIM: usize = 8;
 
@@ -62,19 +61,11 @@ fn fixture(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (candidates, queries, docs)
 }
 
-fn ctx<'a>(inputs: &[(&str, &Path)], out: &Path, seed: u64) -> StageContext<'a> {
-    StageContext {
-        inputs: inputs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_path_buf()))
-            .collect::<BTreeMap<_, _>>(),
-        out_dir: out.to_path_buf(),
-        base_dir: out.to_path_buf(),
-        cache_dir: out.to_path_buf(),
-        work_dir: out.join("work"),
-        seed,
-        progress: &Silent,
-    }
+fn ctx(inputs: &[(&str, &Path)], out: &Path, seed: u64) -> StageContext<'static> {
+    StageRun::in_dir(out)
+        .inputs(inputs.iter().copied())
+        .seed(seed)
+        .context()
 }
 
 fn train(dir: &Path, name: &str, seed: u64, c: &Path, q: &Path, d: &Path) -> PathBuf {

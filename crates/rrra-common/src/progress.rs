@@ -31,35 +31,3 @@ impl Progress for Silent {
         Box::new(SilentTask)
     }
 }
-
-/// Panics once `after` items (over all its tasks) are done: a stand-in for a kill, for
-/// tests of resuming interrupted work.
-#[derive(Debug, Default, Clone)]
-pub struct KillAfter {
-    after: u64,
-    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl KillAfter {
-    pub fn new(after: u64) -> Self {
-        KillAfter {
-            after,
-            done: Default::default(),
-        }
-    }
-}
-
-impl Task for KillAfter {
-    fn inc(&self, n: u64) {
-        let done = self.done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
-        if done > self.after {
-            panic!("killed after {} items", self.after);
-        }
-    }
-}
-
-impl Progress for KillAfter {
-    fn task(&self, _label: &str, _total: Option<u64>) -> Box<dyn Task> {
-        Box::new(self.clone())
-    }
-}

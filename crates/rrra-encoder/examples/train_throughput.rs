@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use rrra_common::progress::Silent;
-use rrra_encoder::train::{TrainConfig, TrainData, TrainExample, train};
+use rrra_encoder::train::{RunSettings, TrainConfig, TrainData, TrainExample, train};
 use rrra_encoder::{Backend, Pooling};
 
 const SCIFACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/scifact");
@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         examples,
     };
     let config = TrainConfig {
+        backend: Backend::Cpu,
         batch_size: batch,
         // Three texts per example in one pass: plain backprop, as sentence-transformers.
         chunk_size: 3 * batch,
@@ -94,21 +95,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         checkpoint_secs: 0.0,
         query_max_len: max_len,
         max_len,
+        ..TrainConfig::default()
+    };
+    let run = RunSettings {
+        seed: 1,
         pooling: Pooling::Mean,
         normalize: true,
-        seed: 1,
-        precision: Default::default(),
     };
     let work = tempfile::tempdir()?;
-    let (_, summary) = train(
-        &model,
-        Backend::Cpu,
-        &config,
-        &data,
-        work.path(),
-        &Silent,
-        None,
-    )?;
+    let (_, summary) = train(&model, &config, &run, &data, work.path(), &Silent, None)?;
     let timed = &summary.log[1..];
     let per_s = timed.len() as f64 * batch as f64
         / timed

@@ -33,20 +33,16 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend named by a `backend` param, when it is compiled in (the message names
-    /// the param).
-    pub fn from_param(name: &str) -> std::result::Result<Backend, String> {
-        let backend = Backend::ALL
-            .into_iter()
-            .find(|b| b.name() == name)
-            .ok_or_else(|| format!("param backend: unknown backend {name:?} (cpu, tch, wgpu)"))?;
-        if !backend.is_compiled() {
-            return Err(format!(
-                "param backend: {name:?} is not compiled in; build with it: \
-                 `cargo run --release -p xtask --features {name} -- run FILE`"
-            ));
+    /// `Ok` when this build includes the backend; else the error of a `backend` param set
+    /// to it, naming the param and the cargo feature to build with.
+    pub fn check_compiled(self) -> std::result::Result<(), String> {
+        if self.is_compiled() {
+            return Ok(());
         }
-        Ok(backend)
+        Err(format!(
+            "param backend: `{self}` is not compiled in; build with cargo feature `{self}`: \
+             `cargo run --release -p xtask --features {self} -- run FILE`"
+        ))
     }
 
     /// All backends, compiled in or not.
@@ -175,5 +171,14 @@ mod tests {
         }
         assert!("gpu".parse::<Backend>().is_err());
         assert!(Backend::default().is_compiled());
+        for b in Backend::ALL {
+            match b.check_compiled() {
+                Ok(()) => assert!(b.is_compiled()),
+                Err(e) => assert!(
+                    e.contains("param backend") && e.contains(&format!("--features {b}")),
+                    "{e}"
+                ),
+            }
+        }
     }
 }

@@ -35,6 +35,6 @@ pub mod train;
 pub use backend::Backend;
 pub use encoder::{Encoder, EncoderOptions, MODEL_FILES, Pooling, doc_text};
 pub use error::{Error, Result};
-pub use fetch::{KNOWN_MODELS, KnownModel, MINILM_L6, ModelSource, python, resolve_model};
-pub use model::BertConfig;
+pub use fetch::{KNOWN_MODELS, KnownModel, MINILM_L6, ModelSource, resolve_model};
+pub use model::{BertConfig, HiddenAct};
 pub use precision::Precision;

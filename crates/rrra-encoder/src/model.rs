@@ -32,8 +32,8 @@ pub struct BertConfig {
     pub type_vocab_size: usize,
     #[serde(default = "default_layer_norm_eps")]
     pub layer_norm_eps: f64,
-    #[serde(default = "default_hidden_act")]
-    pub hidden_act: String,
+    #[serde(default)]
+    pub hidden_act: HiddenAct,
     #[serde(default = "default_position_embedding_type")]
     pub position_embedding_type: String,
     #[serde(default)]
@@ -45,9 +45,6 @@ fn default_type_vocab_size() -> usize {
 }
 fn default_layer_norm_eps() -> f64 {
     1e-12
-}
-fn default_hidden_act() -> String {
-    "gelu".into()
 }
 fn default_position_embedding_type() -> String {
     "absolute".into()
@@ -76,12 +73,6 @@ impl BertConfig {
                 self.position_embedding_type
             ));
         }
-        if self.activation().is_none() {
-            return Err(format!(
-                "hidden_act `{}` is not supported (`gelu`, `gelu_new`, `gelu_pytorch_tanh`)",
-                self.hidden_act
-            ));
-        }
         if self.num_attention_heads == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
@@ -91,14 +82,6 @@ impl BertConfig {
             ));
         }
         Ok(())
-    }
-
-    fn activation(&self) -> Option<Activation> {
-        match self.hidden_act.as_str() {
-            "gelu" => Some(Activation::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" => Some(Activation::GeluTanh),
-            _ => None,
-        }
     }
 
     /// A randomly initialised model of this shape on `device`.
@@ -124,20 +107,25 @@ impl BertConfig {
             emb_norm: norm.init(device),
             layers,
             heads: self.num_attention_heads,
-            activation: self.activation().expect("validated"),
+            hidden_act: self.hidden_act,
             additive_mask,
             half: None,
         }
     }
 }
 
-/// The feed-forward non-linearity (`hidden_act`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Activation {
-    /// Exact GELU with erf (`gelu`).
+/// The feed-forward non-linearity, `hidden_act` in `config.json` (spelled as there); any
+/// other value is an error naming the file and these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenAct {
+    /// Exact GELU with erf (the default when `config.json` has no `hidden_act`).
+    #[default]
     Gelu,
-    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
-    GeluTanh,
+    /// The tanh approximation of GELU.
+    GeluNew,
+    /// The tanh approximation of GELU, as PyTorch names it.
+    GeluPytorchTanh,
 }
 
 /// One post-norm transformer layer; field names are the remapped Hugging Face names.
@@ -164,7 +152,7 @@ pub(crate) struct Bert {
     #[module(skip)]
     heads: usize,
     #[module(skip)]
-    activation: Activation,
+    hidden_act: HiddenAct,
     /// Mask padding with an additive `-inf` bias rather than a bool mask.
     #[module(skip)]
     additive_mask: bool,
@@ -297,7 +285,7 @@ impl Bert {
             heads: self.heads,
         };
         for layer in &self.layers {
-            x = layer.forward(x, mask.as_ref(), shape, self.activation, self.half);
+            x = layer.forward(x, mask.as_ref(), shape, self.hidden_act, self.half);
         }
         x.reshape([batch, seq, hidden])
     }
@@ -328,7 +316,7 @@ impl BertLayer {
         x: Tensor<2>,
         mask: Option<&Mask>,
         Shape { batch, seq, heads }: Shape,
-        activation: Activation,
+        hidden_act: HiddenAct,
         half: Option<FloatDType>,
     ) -> Tensor<2> {
         let hidden = x.dims()[1];
@@ -361,9 +349,9 @@ impl BertLayer {
         let attended = to_f32(project(&self.attn_out, context, half), half);
         let x = self.attn_norm.forward(attended + x);
         let inner = project(&self.intermediate, to_half(x.clone(), half), half);
-        let inner = match activation {
-            Activation::Gelu => gelu(inner),
-            Activation::GeluTanh => gelu_approximate(inner),
+        let inner = match hidden_act {
+            HiddenAct::Gelu => gelu(inner),
+            HiddenAct::GeluNew | HiddenAct::GeluPytorchTanh => gelu_approximate(inner),
         };
         let out = to_f32(project(&self.output, inner, half), half);
         self.out_norm.forward(out + x)
@@ -419,4 +407,55 @@ fn half_attention(
     };
     // Only padding keys are masked, so no row is all `-inf`.
     softmax(scores, 3).cast(half).matmul(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(hidden_act: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let config = serde_json::json!({
+            "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 16,
+            "max_position_embeddings": 32, "hidden_act": hidden_act
+        });
+        std::fs::write(&path, config.to_string()).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn hidden_act_takes_the_config_json_spellings() {
+        for (name, act) in [
+            ("gelu", HiddenAct::Gelu),
+            ("gelu_new", HiddenAct::GeluNew),
+            ("gelu_pytorch_tanh", HiddenAct::GeluPytorchTanh),
+        ] {
+            let (_dir, path) = config_with(name);
+            assert_eq!(BertConfig::from_file(&path).unwrap().hidden_act, act);
+        }
+        let plain: BertConfig = serde_json::from_str(
+            r#"{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 2, "intermediate_size": 16,
+                "max_position_embeddings": 32}"#,
+        )
+        .unwrap();
+        assert_eq!(plain.hidden_act, HiddenAct::Gelu, "the default");
+    }
+
+    #[test]
+    fn an_unknown_hidden_act_names_the_file_and_the_accepted_values() {
+        let (_dir, path) = config_with("relu");
+        let err = BertConfig::from_file(&path).unwrap_err().to_string();
+        for part in [
+            "config.json",
+            "relu",
+            "`gelu`",
+            "`gelu_new`",
+            "`gelu_pytorch_tanh`",
+        ] {
+            assert!(err.contains(part), "{part} missing from: {err}");
+        }
+    }
 }

@@ -22,54 +22,180 @@ use rrra_common::progress::Progress;
 use rrra_common::records::TrainLogRow;
 use serde::{Deserialize, Serialize};
 
-use crate::Backend;
 use crate::encoder::{MODEL_FILES, Pooling, embed_batch};
 use crate::error::{Error, Result};
 use crate::model::{Bert, BertConfig};
 use crate::precision::Precision;
 use crate::tokenize::TextTokenizer;
+use crate::{Backend, ModelSource};
 
 /// Logits of masked-out columns (another positive of the same query): far below any
 /// cosine / temperature, without the NaNs an infinity could bring into the backward pass.
 const MASKED_LOGIT: f32 = -1.0e4;
 
-/// How a fine-tuning run is set up. Saved next to the trained model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Default `checkpoint_secs`: at most one checkpoint every 5 min.
+pub const DEFAULT_CHECKPOINT_SECS: f64 = 300.0;
+
+fn is_default_checkpoint_secs(secs: &f64) -> bool {
+    *secs == DEFAULT_CHECKPOINT_SECS
+}
+
+/// How a fine-tuning run is set up: the params of `train.biencoder` (and the `encoder`
+/// params of `train.joint`), consumed as they are by [`train`] and saved beside the trained
+/// model (`rrra_train.json`). What a run adds to them, the seed and the settings resolved
+/// from the starting model, is a [`RunSettings`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Examples (query, positive, negatives) per optimiser step.
+    /// The starting model when no `model` input is connected: a known id, a folder or a
+    /// Hugging Face id `ORG/NAME[@REVISION]` (as `encode.bert`'s `model`).
+    pub model: String,
+    /// `cpu` (default), `tch` or `wgpu`, among those compiled in.
+    pub backend: Backend,
+    /// Float type of the matrix products: `fp32` (default) or `bf16` on backend `tch`
+    /// (autocast-style: fp32 master weights, optimiser state, layer norms, softmax and
+    /// loss). Left out of the cache key at fp32.
+    #[serde(skip_serializing_if = "Precision::is_fp32")]
+    #[schemars(extend("default" = "fp32"))]
+    pub precision: Precision,
+    /// Examples (query, positive, negatives) per optimiser step (in-batch negatives come
+    /// from the same batch).
     pub batch_size: usize,
-    /// Texts per forward/backward pass. Below the texts of a batch, gradient caching is
-    /// used: embeddings first without gradients, then chunk by chunk with them.
+    /// Texts per forward/backward pass; below the texts of a batch, gradient caching is
+    /// used: embeddings first without gradients, then chunk by chunk with them (same
+    /// gradients, memory of one chunk).
     pub chunk_size: usize,
+    /// Passes over the examples.
     pub epochs: usize,
+    /// Peak AdamW learning rate.
     pub lr: f64,
-    /// Fraction of the steps with a linearly rising learning rate.
+    /// Fraction of the steps with a linearly rising learning rate (then linear decay).
     pub warmup_ratio: f64,
+    /// AdamW weight decay.
     pub weight_decay: f64,
-    /// InfoNCE temperature τ (scores are cosines when `normalize`).
+    /// InfoNCE temperature τ (scores are cosines when normalised).
     pub temperature: f64,
-    /// Global L2 norm the gradient is clipped to; 0 turns clipping off.
+    /// Global gradient-norm clipping; 0 turns it off.
     pub max_grad_norm: f64,
     /// Hard negatives used per example, at most (the first ones of each example).
     pub max_negatives: usize,
     /// Use the examples' per-negative weights in the InfoNCE denominator.
     pub use_weights: bool,
-    /// Save a checkpoint every this many steps (and at the end); 0: only at the end.
+    /// Save a checkpoint (that a killed run resumes from) every this many steps (and at
+    /// the end); 0: only at the end.
     pub checkpoint_every: usize,
-    /// ... and only once this many seconds have passed since the last one: checkpoints
-    /// follow steps or wall time, whichever is rarer. Not saved (how often a run is
-    /// checkpointed changes nothing it computes, and a run resumes under another setting).
-    #[serde(skip)]
+    /// Checkpoint no more often than this many seconds (steps or time, whichever is
+    /// rarer). Left out of the cache key at its default, as it changes no output.
+    #[serde(skip_serializing_if = "is_default_checkpoint_secs")]
+    #[schemars(extend("default" = DEFAULT_CHECKPOINT_SECS))]
     pub checkpoint_secs: f64,
+    /// Tokens per query in training.
     pub query_max_len: usize,
+    /// Tokens per document in training.
     pub max_len: usize,
-    pub pooling: Pooling,
-    pub normalize: bool,
+    /// `max_seq_length` written into the exported sentence-transformers folder: the length
+    /// the model is meant to encode with (training may truncate shorter, for speed). Unset:
+    /// the starting model's `max_seq_length`, else 256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_max_len: Option<usize>,
+    /// `mean` or `cls`. Unset: the starting model's Pooling module, else mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
+    /// Train and export L2-normalised embeddings. Unset: whether the starting model has a
+    /// Normalize module, else true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: crate::MINILM_L6.into(),
+            backend: Backend::default(),
+            precision: Precision::Fp32,
+            batch_size: 32,
+            chunk_size: 64,
+            epochs: 1,
+            lr: 2e-5,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            temperature: 0.05,
+            max_grad_norm: 1.0,
+            max_negatives: 7,
+            use_weights: true,
+            checkpoint_every: 20,
+            checkpoint_secs: DEFAULT_CHECKPOINT_SECS,
+            query_max_len: 64,
+            max_len: 256,
+            export_max_len: None,
+            pooling: None,
+            normalize: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The range checks of `train.biencoder` (and of stages that train through it); the
+    /// errors name the params.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.backend.check_compiled()?;
+        self.precision.check_training(self.backend)?;
+        if self.batch_size == 0
+            || self.chunk_size == 0
+            || self.epochs == 0
+            || self.export_max_len.is_some_and(|n| n < 2)
+        {
+            return Err(
+                "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
+            );
+        }
+        if !(self.checkpoint_secs >= 0.0 && self.checkpoint_secs.is_finite()) {
+            return Err("param checkpoint_secs must be a finite number >= 0".into());
+        }
+        if !(self.temperature > 0.0 && self.lr > 0.0 && (0.0..=1.0).contains(&self.warmup_ratio)) {
+            return Err("params temperature and lr must be > 0, warmup_ratio in [0, 1]".into());
+        }
+        Ok(())
+    }
+
+    /// The model files hashed into the cache key (a folder model's).
+    pub fn sources(&self) -> Vec<PathBuf> {
+        ModelSource::parse(&self.model, Path::new("")).key_files()
+    }
+
+    /// The run's settings as `rrra_train.json`'s `config` and a checkpoint record them: the
+    /// params that shape the training (not the model's source, backend or export length,
+    /// nor how often checkpoints are written), the pooling and normalisation `run` resolved,
+    /// and the seed. This is the layout of the config struct these params were once copied
+    /// into, kept so that the saved file's bytes and checkpoints written before stay valid.
+    pub fn recorded(&self, run: &RunSettings) -> serde_json::Value {
+        const NOT_RECORDED: [&str; 4] = ["model", "backend", "checkpoint_secs", "export_max_len"];
+        let serde_json::Value::Object(params) =
+            serde_json::to_value(self).expect("params serialise")
+        else {
+            unreachable!("a struct serialises to an object")
+        };
+        let mut out: serde_json::Map<String, serde_json::Value> = params
+            .into_iter()
+            .filter(|(k, _)| !NOT_RECORDED.contains(&k.as_str()))
+            .collect();
+        out.insert("pooling".into(), serde_json::json!(run.pooling));
+        out.insert("normalize".into(), run.normalize.into());
+        out.insert("seed".into(), run.seed.into());
+        serde_json::Value::Object(out)
+    }
+}
+
+/// What a run adds to its [`TrainConfig`]: the seed, and the embedding settings (the
+/// config's where set, else the starting model's, else rrra's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSettings {
+    /// Seeds the example order of every epoch.
     pub seed: u64,
-    /// The float type of the matrix products (bf16 on `tch`; the weights, the optimiser
-    /// state and the loss stay fp32). Left out of the saved config at fp32, its default.
-    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
-    pub precision: Precision,
+    /// How token states become one vector.
+    pub pooling: Pooling,
+    /// Whether embeddings are L2-normalised (scores are then cosines).
+    pub normalize: bool,
 }
 
 /// One training example, as indices into [`TrainData`]'s texts.
@@ -103,7 +229,8 @@ pub struct TrainSummary {
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointState {
     step: usize,
-    config: TrainConfig,
+    /// [`TrainConfig::recorded`]: a checkpoint of other settings is not resumed from.
+    config: serde_json::Value,
     /// `(step, epoch, loss, lr, samples_per_s)` of every step so far.
     log: Vec<(u32, u32, f64, f64, f64)>,
 }
@@ -138,19 +265,21 @@ pub struct BatchView<'a> {
     pub own: &'a [std::ops::Range<usize>],
 }
 
-/// Fine-tunes the model in `model_dir` on `data` (with `aux`'s objective added, if given)
-/// and returns the trained encoder. Checkpoints go to `work_dir/checkpoint`; if one of the
-/// same config is there, training resumes from it.
+/// Fine-tunes the model in `model_dir` (the starting model `config.model` names, resolved)
+/// on `data` (with `aux`'s objective added, if given) and returns the trained encoder.
+/// Checkpoints go to `work_dir/checkpoint`; if one of the same settings is there, training
+/// resumes from it.
 pub fn train(
     model_dir: &Path,
-    backend: Backend,
     config: &TrainConfig,
+    run: &RunSettings,
     data: &TrainData,
     work_dir: &Path,
     progress: &dyn Progress,
     mut aux: Option<&mut dyn Auxiliary>,
 ) -> Result<(Trained, TrainSummary)> {
-    validate(config, data)?;
+    config.check().map_err(Error::Invalid)?;
+    validate(data)?;
     for file in MODEL_FILES {
         if !model_dir.join(file).is_file() {
             return Err(Error::model(
@@ -171,10 +300,7 @@ pub fn train(
     let tokenizer = model_dir.join("tokenizer.json");
     let query_tok = TextTokenizer::from_file(&tokenizer, config.query_max_len)?;
     let doc_tok = TextTokenizer::from_file(&tokenizer, config.max_len)?;
-    config
-        .precision
-        .check_training(backend)
-        .map_err(Error::Invalid)?;
+    let backend = config.backend;
     let device = backend.device()?.autodiff();
     let mut model = Bert::load(
         &bert_config,
@@ -193,7 +319,8 @@ pub fn train(
     let mut log = Vec::with_capacity(total);
     let checkpoint = work_dir.join(CHECKPOINT);
     let mut start = 0;
-    let state = read_checkpoint(&checkpoint, config)?;
+    let recorded = config.recorded(run);
+    let state = read_checkpoint(&checkpoint, &recorded)?;
     if let Some(aux) = aux.as_deref_mut() {
         aux.init(&device, state.as_ref().map(|_| checkpoint.as_path()))?;
     }
@@ -231,13 +358,14 @@ pub fn train(
         doc: &doc_tok,
         device: &device,
         config,
+        run,
     };
     let mut order: Vec<usize> = Vec::new();
     let mut order_epoch = usize::MAX;
     for step in start..total {
         let epoch = step / per_epoch;
         if epoch != order_epoch {
-            order = epoch_order(data.examples.len(), config.seed, epoch);
+            order = epoch_order(data.examples.len(), run.seed, epoch);
             order_epoch = epoch;
         }
         let within = step % per_epoch;
@@ -270,7 +398,7 @@ pub fn train(
                 &checkpoint,
                 &model,
                 &optim,
-                config,
+                &recorded,
                 done,
                 &log,
                 aux.as_deref(),
@@ -331,19 +459,9 @@ pub struct Trained {
     pub(crate) config: BertConfig,
 }
 
-fn validate(config: &TrainConfig, data: &TrainData) -> Result<()> {
-    let bad = |m: &str| Err(Error::Invalid(m.to_string()));
-    if config.batch_size == 0 || config.chunk_size == 0 || config.epochs == 0 {
-        return bad("batch_size, chunk_size and epochs must be at least 1");
-    }
-    if config.temperature <= 0.0 || config.lr <= 0.0 {
-        return bad("temperature and lr must be positive");
-    }
-    if !(0.0..=1.0).contains(&config.warmup_ratio) {
-        return bad("warmup_ratio must lie in [0, 1]");
-    }
+fn validate(data: &TrainData) -> Result<()> {
     if data.examples.is_empty() {
-        return bad("no training examples");
+        return Err(Error::Invalid("no training examples".into()));
     }
     for (i, e) in data.examples.iter().enumerate() {
         if let Some(w) = &e.weights
@@ -499,6 +617,7 @@ struct Towers<'a> {
     doc: &'a TextTokenizer,
     device: &'a Device,
     config: &'a TrainConfig,
+    run: &'a RunSettings,
 }
 
 impl Towers<'_> {
@@ -593,8 +712,8 @@ impl Towers<'_> {
             model,
             batch,
             self.device,
-            self.config.pooling,
-            self.config.normalize,
+            self.run.pooling,
+            self.run.normalize,
         ))
     }
 
@@ -614,8 +733,8 @@ impl Towers<'_> {
                 model,
                 tok.batch(part)?,
                 device,
-                self.config.pooling,
-                self.config.normalize,
+                self.run.pooling,
+                self.run.normalize,
             );
             let dim = e.dims()[1];
             let v = e
@@ -676,7 +795,7 @@ fn clip_global_norm(model: &Bert, grads: &mut GradientsParams, max_norm: f64) {
     }
 }
 
-fn read_checkpoint(dir: &Path, config: &TrainConfig) -> Result<Option<CheckpointState>> {
+fn read_checkpoint(dir: &Path, recorded: &serde_json::Value) -> Result<Option<CheckpointState>> {
     let path = dir.join("state.json");
     if !path.is_file() {
         return Ok(None);
@@ -686,11 +805,7 @@ fn read_checkpoint(dir: &Path, config: &TrainConfig) -> Result<Option<Checkpoint
         .map_err(|e| Error::model(&path, format!("bad checkpoint state: {e}")))?;
     // A checkpoint of other settings is not resumed from (the cache key normally rules
     // this out; a library caller may reuse a work directory).
-    let same = TrainConfig {
-        checkpoint_secs: config.checkpoint_secs,
-        ..state.config.clone()
-    } == *config;
-    Ok(same.then_some(state))
+    Ok((state.config == *recorded).then_some(state))
 }
 
 /// Writes the checkpoint to a scratch folder, then swaps it in: a kill leaves either the
@@ -699,7 +814,7 @@ fn write_checkpoint(
     dir: &Path,
     model: &Bert,
     optim: &ModuleOptimizer,
-    config: &TrainConfig,
+    recorded: &serde_json::Value,
     step: usize,
     log: &[TrainLogRow],
     aux: Option<&dyn Auxiliary>,
@@ -723,7 +838,7 @@ fn write_checkpoint(
     }
     let state = CheckpointState {
         step,
-        config: config.clone(),
+        config: recorded.clone(),
         log: log
             .iter()
             .map(|r| (r.step, r.epoch, r.loss, r.lr, r.samples_per_s))

@@ -4,17 +4,16 @@
 //! query/passage prompt, once with mean pooling and no Normalize module. `encode.bert` must
 //! follow each folder's settings (and params must override them); no network is used.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rrra_common::artifact::write_rows;
 use rrra_common::embeddings::read_all;
 use rrra_common::progress::Silent;
 use rrra_common::records::Query;
-use rrra_common::stage::{Stage, StageContext};
 use rrra_encoder::hub::{HubId, resolve_hub};
 use rrra_encoder::stages::{EncodeBert, EncodeParams};
 use rrra_encoder::{Encoder, EncoderOptions, Pooling};
+use rrra_testkit::StageRun;
 
 mod common;
 use common::{cosine, model_dir};
@@ -88,17 +87,12 @@ fn encode_stage(params: &EncodeParams, work: &Path) -> Vec<Vec<f32>> {
     )
     .unwrap();
     let out = tempfile::tempdir_in(work).unwrap();
-    let ctx = StageContext {
-        inputs: BTreeMap::from([("queries".to_string(), input)]),
-        out_dir: out.path().to_path_buf(),
-        base_dir: work.to_path_buf(),
-        cache_dir: work.join("cache"),
-        work_dir: work.join("scratch"),
-        seed: 0,
-        progress: &Silent,
-    };
-    EncodeBert::run(params, &ctx).unwrap_or_else(|e| panic!("encode.bert: {e}"));
-    let (ids, flat, dim) = read_all(&ctx.output("embeddings")).unwrap();
+    let run = StageRun::in_dir(work)
+        .out_dir(out.path())
+        .input("queries", input);
+    run.run::<EncodeBert>(params)
+        .unwrap_or_else(|e| panic!("encode.bert: {e}"));
+    let (ids, flat, dim) = read_all(&run.output("embeddings")).unwrap();
     assert_eq!(ids, ["q1", "q2", "q3"]);
     flat.chunks_exact(dim).map(<[f32]>::to_vec).collect()
 }
@@ -267,16 +261,10 @@ fn hub_ids_resolve_offline_and_follow_the_folders_settings() {
         }],
     )
     .unwrap();
-    let ctx = StageContext {
-        inputs: BTreeMap::from([("queries".to_string(), input)]),
-        out_dir: work.path().join("out"),
-        base_dir: work.path().to_path_buf(),
-        cache_dir: work.path().join("cache"),
-        work_dir: work.path().join("scratch"),
-        seed: 0,
-        progress: &Silent,
-    };
-    let err = EncodeBert::run(&params("BAAI/bge-small-en-v1.5"), &ctx)
+    let err = StageRun::in_dir(work.path())
+        .out_dir(work.path().join("out"))
+        .input("queries", input)
+        .run::<EncodeBert>(&params("BAAI/bge-small-en-v1.5"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("HF_HUB_OFFLINE"), "{err}");

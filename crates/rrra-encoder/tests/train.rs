@@ -10,10 +10,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
 
-use rrra_common::progress::{KillAfter, Progress, Silent};
+use rrra_common::progress::{Progress, Silent};
 use rrra_encoder::export::export;
-use rrra_encoder::train::{TrainConfig, TrainData, TrainExample, Trained, train};
-use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling, python};
+use rrra_encoder::train::{RunSettings, TrainConfig, TrainData, TrainExample, Trained, train};
+use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
+use rrra_testkit::{KillAfter, python};
 
 mod common;
 use common::{cosine, model_dir};
@@ -64,6 +65,7 @@ fn data() -> TrainData {
 
 fn config(chunk_size: usize) -> TrainConfig {
     TrainConfig {
+        backend: Backend::Cpu,
         batch_size: 4,
         chunk_size,
         epochs: 2,
@@ -78,12 +80,15 @@ fn config(chunk_size: usize) -> TrainConfig {
         checkpoint_secs: 0.0,
         query_max_len: 32,
         max_len: 48,
-        pooling: Pooling::Mean,
-        normalize: true,
-        seed: 7,
-        precision: Default::default(),
+        ..TrainConfig::default()
     }
 }
+
+const RUN: RunSettings = RunSettings {
+    seed: 7,
+    pooling: Pooling::Mean,
+    normalize: true,
+};
 
 /// Trains, exports into a fresh folder and returns the embeddings of a few texts computed
 /// by rrra from that folder, with the training log's losses.
@@ -92,16 +97,8 @@ fn train_and_embed(
     work: &Path,
     progress: &dyn Progress,
 ) -> (Vec<f32>, Vec<f64>) {
-    let (trained, summary) = train(
-        model_dir(),
-        Backend::Cpu,
-        config,
-        &data(),
-        work,
-        progress,
-        None,
-    )
-    .unwrap_or_else(|e| panic!("training: {e}"));
+    let (trained, summary) = train(model_dir(), config, &RUN, &data(), work, progress, None)
+        .unwrap_or_else(|e| panic!("training: {e}"));
     let out = tempfile::tempdir().unwrap();
     export_to(&trained, out.path(), config);
     let encoder = Encoder::load(out.path(), EncoderOptions::default()).unwrap();
@@ -116,24 +113,15 @@ fn export_to(trained: &Trained, out: &Path, config: &TrainConfig) {
         model_dir(),
         out,
         config.max_len,
-        config.pooling,
-        config.normalize,
+        RUN.pooling,
+        RUN.normalize,
     )
     .unwrap();
 }
 
 /// Trains with `config(64)` and exports into a fresh folder.
 fn train_and_export(work: &Path) -> (Trained, tempfile::TempDir) {
-    let (trained, _) = train(
-        model_dir(),
-        Backend::Cpu,
-        &config(64),
-        &data(),
-        work,
-        &Silent,
-        None,
-    )
-    .unwrap();
+    let (trained, _) = train(model_dir(), &config(64), &RUN, &data(), work, &Silent, None).unwrap();
     let out = tempfile::tempdir().unwrap();
     export_to(&trained, out.path(), &config(64));
     (trained, out)
@@ -258,8 +246,8 @@ fn killed_run_resumes_to_the_same_weights() {
     let killed = catch_unwind(AssertUnwindSafe(|| {
         train(
             model_dir(),
-            Backend::Cpu,
             &config,
+            &RUN,
             &data(),
             work.path(),
             &KillAfter::new(2),
@@ -284,6 +272,7 @@ fn killed_run_resumes_to_the_same_weights() {
 #[cfg(feature = "tch")]
 fn train_on_tch(precision: rrra_encoder::Precision, chunk_size: usize) -> (Vec<f64>, Vec<f32>) {
     let config = TrainConfig {
+        backend: Backend::Tch,
         precision,
         temperature: 1.0,
         ..config(chunk_size)
@@ -291,8 +280,8 @@ fn train_on_tch(precision: rrra_encoder::Precision, chunk_size: usize) -> (Vec<f
     let work = tempfile::tempdir().unwrap();
     let (trained, summary) = train(
         model_dir(),
-        Backend::Tch,
         &config,
+        &RUN,
         &data(),
         work.path(),
         &Silent,
@@ -396,14 +385,15 @@ fn half_precision_training_is_refused_where_unsupported() {
             continue;
         }
         let config = TrainConfig {
+            backend,
             precision,
             ..config(64)
         };
         let work = tempfile::tempdir().unwrap();
         let err = train(
             model_dir(),
-            backend,
             &config,
+            &RUN,
             &data(),
             work.path(),
             &Silent,

@@ -2,15 +2,17 @@
 //! x 1,000 documents, about 1.1 relevant documents per query) for nDCG@10, MRR@10, R@100 and
 //! MAP. Prints the median of a few repetitions of each, timing only the evaluation (files
 //! parsed, rows collected into a `Run` beforehand), and the ratio pytrec_eval / rrra.
-//! Needs pytrec_eval (`RRRA_PYTHON`, else `python3`). Run: `cargo bench -p rrra-eval`.
+//! Needs pytrec_eval (`RRRA_PYTHON`, else the workspace `.venv`, else `python3`). Run: `cargo bench -p rrra-eval`.
 
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::Instant;
 
 use rrra_common::records::{Qrel, RunRow};
-use rrra_eval::testing::{SplitMix64, python, pytrec_reference_script};
+use rrra_eval::SplitMix64;
 use rrra_eval::{Measure, Qrels, Run, evaluate, write_trec_qrels_file, write_trec_run_file};
+use rrra_testkit::python;
+use rrra_testkit::pytrec::reference_script;
 
 const QUERIES: usize = 7_000;
 const DOCS_PER_QUERY: usize = 1_000;
@@ -105,7 +107,7 @@ fn main() {
     write_trec_qrels_file(&qrels, &qrels_path).unwrap();
     write_trec_run_file(&run, "bench", &run_path).unwrap();
     let output = Command::new(python())
-        .arg(pytrec_reference_script())
+        .arg(reference_script())
         .args([&qrels_path, &run_path])
         .args(MEASURES)
         .arg(format!("--time={REPETITIONS}"))

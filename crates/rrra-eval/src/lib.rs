@@ -8,7 +8,7 @@
 //! * [`detection`]: false-negative detection measures (ROC-AUC, P@k, R@k), over the
 //!   packed [`hidden`] qrels.
 //! * [`write_trec_run`] / [`write_trec_qrels`]: TREC text export.
-//! * [`stages`]: the `eval.trec` and `eval.compare` pipeline stages.
+//! * [`stages`]: the `eval.trec`, `eval.compare` and `eval.fn_detection` pipeline stages.
 
 mod answers;
 pub mod detection;
@@ -20,14 +20,13 @@ mod rng;
 mod run;
 mod significance;
 pub mod stages;
-#[doc(hidden)]
-pub mod testing;
 mod trec;
 
 pub use answers::{AnswerAccuracy, answer_top_k, has_answer};
 pub use evaluate::{Evaluation, evaluate};
 pub use measure::Measure;
 pub use qrels::Qrels;
+pub use rng::SplitMix64;
 pub use run::{RankedDoc, Run};
 pub use significance::{
     TTest, detectable_difference, paired_t_test, paired_values, randomisation_test,

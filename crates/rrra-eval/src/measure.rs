@@ -38,7 +38,7 @@ impl Measure {
         }
     }
 
-    /// The name `tests/python/pytrec_reference.py` (and [`crate::testing`]) takes: the
+    /// The name `tests/python/pytrec_reference.py` (and rrra-testkit's `pytrec`) takes: the
     /// trec_eval name, or `recip_rank.k` for MRR@k, which the script computes as pytrec_eval's
     /// `recip_rank` on the run truncated to its top `k`.
     pub fn reference_name(&self) -> String {

@@ -3,8 +3,9 @@
 //! interpreter from `RRRA_PYTHON`, else `python3`); without it the test fails.
 
 use rrra_common::records::{Qrel, RunRow};
-use rrra_eval::testing::{SplitMix64, compare_with_reference, pytrec_eval_per_query};
+use rrra_eval::SplitMix64;
 use rrra_eval::{Measure, Qrels, Run, evaluate, write_trec_qrels_file, write_trec_run_file};
+use rrra_testkit::pytrec::{compare_with_reference, pytrec_eval_per_query};
 
 const MEASURES: &[&str] = &[
     "ndcg_cut.1",

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use rrra_common::artifact::read_rows;
-use rrra_common::progress::Silent;
 use rrra_common::records::{Doc, Qrel, Query};
-use rrra_common::stage::{Stage, StageContext, StageReport};
+use rrra_common::stage::{Stage, StageReport};
 use rrra_common::{Error, Result};
 use rrra_ingest::stages::{
     BeirParams, CorpusFormat, CorpusParams, IngestBeir, IngestCorpus, IngestPairs, IngestQueries,
@@ -24,6 +23,7 @@ use rrra_ingest::{
     read_mapped_corpus, read_mapped_qrels, read_mapped_queries, read_msmarco_collection,
     read_psgs_w100, read_qrels, read_trec_docs, read_trec_topics,
 };
+use rrra_testkit::StageRun;
 use tempfile::TempDir;
 
 fn write(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
@@ -87,16 +87,7 @@ fn repo_data() -> PathBuf {
 
 /// Runs stage `S` with relative paths against `base`, outputs and cache in `out`.
 fn run_stage<S: Stage>(params: &S::Params, base: &Path, out: &Path) -> Result<StageReport> {
-    let ctx = StageContext {
-        inputs: Default::default(),
-        out_dir: out.to_path_buf(),
-        base_dir: base.to_path_buf(),
-        cache_dir: out.join("cache"),
-        work_dir: out.join("work"),
-        seed: 0,
-        progress: &Silent,
-    };
-    S::run(params, &ctx)
+    StageRun::in_dir(out).base_dir(base).run::<S>(params)
 }
 
 // ---------------------------------------------------------------- TREC SGML

@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rrra_common::artifact::{read_rows, write_rows};
-use rrra_common::progress::Silent;
 use rrra_common::records::{Doc, Qrel, Query};
-use rrra_common::stage::{Stage, StageContext, StageReport};
+use rrra_common::stage::{Stage, StageReport};
 use rrra_common::{Error, Result};
 use rrra_ingest::stages::{HideParams, IngestSmart, QrelsHide, SmartParams};
 use rrra_ingest::{QueryIds, SmartQrels};
+use rrra_testkit::StageRun;
 
 fn data_dir() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).to_path_buf()
@@ -29,20 +29,11 @@ fn run_stage<S: Stage>(
     inputs: &[(&str, PathBuf)],
     seed: u64,
 ) -> Result<StageReport> {
-    S::check(params).map_err(Error::Invalid)?;
-    let ctx = StageContext {
-        inputs: inputs
-            .iter()
-            .map(|(n, p)| (n.to_string(), p.clone()))
-            .collect(),
-        out_dir: out.to_path_buf(),
-        base_dir: base_dir.to_path_buf(),
-        cache_dir: out.to_path_buf(),
-        work_dir: out.to_path_buf(),
-        seed,
-        progress: &Silent,
-    };
-    S::run(params, &ctx)
+    StageRun::in_dir(out)
+        .base_dir(base_dir)
+        .inputs(inputs.iter().cloned())
+        .seed(seed)
+        .run::<S>(params)
 }
 
 struct Ingested {

@@ -10,7 +10,8 @@ use rrra_common::schema::ArtifactKind::{
 };
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 use rrra_common::{Error, Result};
-use rrra_encoder::finetune::{TrainParams, fine_tune, load_training_data};
+use rrra_encoder::finetune::{fine_tune, load_training_data};
+use rrra_encoder::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::JointAdapter;
@@ -25,7 +26,7 @@ pub struct JointParams {
     /// absent: the one it was trained with in stage 2.
     pub adapter_lr: Option<f64>,
     /// The encoder's training, as `train.biencoder`'s params.
-    pub encoder: TrainParams,
+    pub encoder: TrainConfig,
 }
 
 impl Default for JointParams {
@@ -33,7 +34,7 @@ impl Default for JointParams {
         JointParams {
             weight: 1.0,
             adapter_lr: None,
-            encoder: TrainParams::default(),
+            encoder: TrainConfig::default(),
         }
     }
 }

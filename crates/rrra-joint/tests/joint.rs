@@ -14,15 +14,17 @@ use rrra_adapter::labels::Class;
 use rrra_adapter::saved::{SavedAdapter, save_adapter};
 use rrra_adapter::train::TrainAdapterParams;
 use rrra_adapter::{AdapterConfig, AdapterNet};
-use rrra_common::progress::{KillAfter, Progress, Silent};
+use rrra_common::progress::{Progress, Silent};
 use rrra_encoder::export::export;
-use rrra_encoder::train::{Auxiliary, TrainConfig, TrainData, TrainExample, train};
+use rrra_encoder::train::{Auxiliary, RunSettings, TrainConfig, TrainData, TrainExample, train};
 use rrra_encoder::{Backend, Encoder, EncoderOptions, Pooling};
 use rrra_joint::JointAdapter;
+use rrra_testkit::KillAfter;
 
-#[path = "../../rrra-encoder/tests/common/model.rs"]
-mod model;
-use model::model_dir;
+/// all-MiniLM-L6-v2, fetched once into the test target's temporary folder.
+fn model_dir() -> &'static Path {
+    rrra_testkit::minilm(env!("CARGO_TARGET_TMPDIR"))
+}
 
 /// Five queries, each with one positive, a near-miss negative (labelled FP: an unlabelled
 /// relevant-looking document) and an off-topic one (TN).
@@ -75,6 +77,7 @@ fn classes() -> HashMap<(usize, usize), Class> {
 
 fn config(chunk_size: usize) -> TrainConfig {
     TrainConfig {
+        backend: Backend::Cpu,
         batch_size: 3,
         chunk_size,
         epochs: 2,
@@ -89,12 +92,15 @@ fn config(chunk_size: usize) -> TrainConfig {
         checkpoint_secs: 0.0,
         query_max_len: 32,
         max_len: 48,
-        pooling: Pooling::Mean,
-        normalize: true,
-        seed: 11,
-        precision: Default::default(),
+        ..TrainConfig::default()
     }
 }
+
+const RUN: RunSettings = RunSettings {
+    seed: 11,
+    pooling: Pooling::Mean,
+    normalize: true,
+};
 
 /// A fresh stage-2 adapter for MiniLM's 384-d embeddings, written into `dir`.
 fn stage2(dir: &Path) -> SavedAdapter {
@@ -164,8 +170,8 @@ fn run(
 ) -> Outcome {
     let (trained, summary) = train(
         model_dir(),
-        Backend::Cpu,
         config,
+        &RUN,
         &data(),
         work,
         progress,

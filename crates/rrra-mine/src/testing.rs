@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use rrra_common::Result;
 use rrra_common::artifact::{read_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
-use rrra_common::progress::Silent;
 use rrra_common::records::{Candidate, Qrel};
-use rrra_common::stage::{Stage, StageContext, StageReport};
+use rrra_common::stage::{Stage, StageReport};
+use rrra_testkit::StageRun;
 
 /// Writes `rows` (id, vector) as embeddings file `dir/name.parquet`.
 pub(crate) fn write_embeddings<V: AsRef<[f32]>>(
@@ -42,19 +42,8 @@ pub(crate) fn run_stage<S: Stage>(
     inputs: &[(&str, PathBuf)],
 ) -> Result<(StageReport, Vec<Candidate>)> {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = StageContext {
-        inputs: inputs
-            .iter()
-            .map(|(port, path)| (port.to_string(), path.clone()))
-            .collect(),
-        out_dir: dir.path().to_path_buf(),
-        base_dir: dir.path().to_path_buf(),
-        cache_dir: dir.path().to_path_buf(),
-        work_dir: dir.path().to_path_buf(),
-        seed: 0,
-        progress: &Silent,
-    };
-    let report = S::run(params, &ctx)?;
-    let rows = read_rows::<Candidate>(&ctx.output("candidates"))?;
+    let run = StageRun::in_dir(dir.path()).inputs(inputs.iter().cloned());
+    let report = run.run::<S>(params)?;
+    let rows = read_rows::<Candidate>(&run.output("candidates"))?;
     Ok((report, rows))
 }

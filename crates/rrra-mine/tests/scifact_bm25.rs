@@ -5,29 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rrra_common::artifact::read_rows;
-use rrra_common::progress::Silent;
 use rrra_common::records::Candidate;
-use rrra_common::stage::{Stage, StageContext, StageReport, output_file};
+use rrra_common::stage::{Stage, StageReport, output_file};
 use rrra_ingest::stages::{BeirParams, IngestBeir};
 use rrra_mine::{MineBm25, MineBm25Params};
+use rrra_testkit::StageRun;
 
 const SCIFACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/scifact");
 
 fn run<S: Stage>(params: &S::Params, inputs: &[(&str, PathBuf)], out: &Path) -> StageReport {
-    std::fs::create_dir_all(out).unwrap();
-    let ctx = StageContext {
-        inputs: inputs
-            .iter()
-            .map(|(port, path)| (port.to_string(), path.clone()))
-            .collect(),
-        out_dir: out.to_path_buf(),
-        base_dir: out.to_path_buf(),
-        cache_dir: out.to_path_buf(),
-        work_dir: out.to_path_buf(),
-        seed: 0,
-        progress: &Silent,
-    };
-    S::run(params, &ctx).unwrap()
+    StageRun::in_dir(out)
+        .inputs(inputs.iter().cloned())
+        .run::<S>(params)
+        .unwrap()
 }
 
 #[test]

@@ -18,7 +18,7 @@ use rrra_encoder::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::vector_files;
-use crate::backend::{backend_device, check_backend, is_cpu};
+use crate::backend::{backend_device, is_cpu};
 use crate::saved::load_adapter;
 use crate::train::{Vectors, score_rows};
 
@@ -86,7 +86,7 @@ impl Stage for ScoreAdapter {
                 p.batch_size
             ));
         }
-        check_backend(p.backend)
+        p.backend.check_compiled()
     }
     fn run(p: &ScoreAdapterParams, ctx: &StageContext<'_>) -> Result<StageReport> {
         let (path, kind): (&Path, ArtifactKind) =

@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use rrra_common::schema::ArtifactKind::{Corpus, Examples, Model, Queries, TrainLog};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
 
-use crate::finetune::{TrainParams, fine_tune, load_training_data};
+use crate::finetune::{fine_tune, load_training_data};
+use crate::train::TrainConfig;
 
 /// `train.biencoder`: contrastive fine-tuning of the encoder on training examples; writes
 /// a sentence-transformers model folder and a per-step training log.
 pub struct TrainBiencoder;
 
 impl Stage for TrainBiencoder {
-    type Params = TrainParams;
+    type Params = TrainConfig;
     const KIND: &'static str = "train.biencoder";
     // v2: the patched burn-flex changes the forward pass by ~1e-7 (see encode.bert).
     const VERSION: u32 = 2;
@@ -39,14 +40,14 @@ impl Stage for TrainBiencoder {
             ]
         }
     }
-    fn check(p: &TrainParams) -> Result<(), String> {
+    fn check(p: &TrainConfig) -> Result<(), String> {
         p.check()
     }
-    fn sources(p: &TrainParams) -> Vec<PathBuf> {
+    fn sources(p: &TrainConfig) -> Vec<PathBuf> {
         p.sources()
     }
 
-    fn run(p: &TrainParams, ctx: &StageContext<'_>) -> rrra_common::Result<StageReport> {
+    fn run(p: &TrainConfig, ctx: &StageContext<'_>) -> rrra_common::Result<StageReport> {
         let (data, _) = load_training_data(ctx)?;
         fine_tune(p, ctx, &data, None)
     }

@@ -37,7 +37,7 @@ pub struct EncodeParams {
     /// Texts per forward pass.
     pub batch_size: usize,
     /// `cpu` (default), `tch` or `wgpu`, among those compiled in.
-    pub backend: String,
+    pub backend: Backend,
     /// Float type of the matrix products: `fp32` (default), or `bf16`/`fp16` on backend
     /// `tch` (autocast-style: fp32 weights, layer norms, softmax and pooling).
     pub precision: Precision,
@@ -67,7 +67,7 @@ impl Default for EncodeParams {
             pooling: None,
             normalize: None,
             batch_size: 32,
-            backend: Backend::default().name().into(),
+            backend: Backend::default(),
             precision: Precision::Fp32,
             prefix: None,
             sort_window: DEFAULT_SORT_WINDOW,
@@ -89,7 +89,7 @@ struct CanonicalEncode<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     normalize: Option<bool>,
     batch_size: usize,
-    backend: &'a str,
+    backend: Backend,
     /// Left out at fp32, so that keys from before the param stay.
     #[serde(skip_serializing_if = "Precision::is_fp32")]
     precision: Precision,
@@ -115,7 +115,7 @@ impl Serialize for EncodeParams {
             pooling: self.pooling.or(known.map(|k| k.pooling)),
             normalize: self.normalize.or(known.map(|k| k.normalize)),
             batch_size: self.batch_size,
-            backend: &self.backend,
+            backend: self.backend,
             precision: self.precision,
             prefix: self.prefix.as_deref().or(known.map(|_| "")),
             sort_window: self.sort_window,
@@ -133,9 +133,9 @@ impl EncodeParams {
     }
 
     /// The settings in the params alone (what `check` can verify before a model is read).
-    fn check_params(&self) -> Result<Backend, String> {
-        let backend = Backend::from_param(&self.backend)?;
-        self.precision.check(backend)?;
+    fn check_params(&self) -> Result<(), String> {
+        self.backend.check_compiled()?;
+        self.precision.check(self.backend)?;
         if self.batch_size == 0 || self.max_len.is_some_and(|n| n < 2) {
             return Err("params batch_size must be >= 1 and max_len >= 2".into());
         }
@@ -151,7 +151,7 @@ impl EncodeParams {
                 self.sort_window
             ));
         }
-        Ok(backend)
+        Ok(())
     }
 }
 
@@ -180,7 +180,7 @@ impl Stage for EncodeBert {
         const { &[Port::required("embeddings", Embeddings)] }
     }
     fn check(p: &EncodeParams) -> Result<(), String> {
-        p.check_params().map(|_| ())
+        p.check_params()
     }
     fn sources(p: &EncodeParams) -> Vec<PathBuf> {
         p.sources_of_model()
@@ -188,7 +188,7 @@ impl Stage for EncodeBert {
 
     fn run(p: &EncodeParams, ctx: &StageContext<'_>) -> rrra_common::Result<StageReport> {
         let invalid = |e: crate::Error| rrra_common::Error::Invalid(e.to_string());
-        let backend = p.check_params().map_err(rrra_common::Error::Invalid)?;
+        p.check_params().map_err(rrra_common::Error::Invalid)?;
         let (input, role) = match (ctx.optional_input("corpus"), ctx.optional_input("queries")) {
             (Some(c), None) => (c, Role::Document),
             (None, Some(q)) => (q, Role::Query),
@@ -211,7 +211,7 @@ impl Stage for EncodeBert {
             max_len: resolved.max_len,
             pooling: resolved.pooling,
             normalize: resolved.normalize,
-            backend,
+            backend: p.backend,
             precision: p.precision,
         };
         let encoder = Encoder::load(&dir, options).map_err(invalid)?;

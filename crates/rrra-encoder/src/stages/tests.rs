@@ -5,8 +5,8 @@ use rrra_common::stage::Stage;
 use serde_json::json;
 
 use super::*;
-use crate::finetune::TrainParams;
 use crate::settings::{ModelSettings, Resolved, Role};
+use crate::train::TrainConfig;
 use crate::{Backend, Pooling};
 
 #[test]
@@ -40,14 +40,14 @@ fn a_known_model_keeps_the_canonical_params_it_had_as_plain_values() {
 fn precision_enters_the_keys_only_when_not_fp32_and_needs_tch() {
     let fp32 = json!({"model": "minilm-l6", "precision": "fp32"});
     let enc: EncodeParams = serde_json::from_value(fp32.clone()).unwrap();
-    let train: TrainParams = serde_json::from_value(fp32).unwrap();
+    let train: TrainConfig = serde_json::from_value(fp32).unwrap();
     assert_eq!(
         serde_json::to_value(&enc).unwrap(),
         serde_json::to_value(EncodeParams::default()).unwrap()
     );
     assert_eq!(
         serde_json::to_value(&train).unwrap(),
-        serde_json::to_value(TrainParams::default()).unwrap()
+        serde_json::to_value(TrainConfig::default()).unwrap()
     );
     assert!(
         serde_json::to_value(&train)
@@ -57,7 +57,7 @@ fn precision_enters_the_keys_only_when_not_fp32_and_needs_tch() {
     );
     let half = json!({"precision": "bf16", "backend": "cpu"});
     let enc: EncodeParams = serde_json::from_value(half.clone()).unwrap();
-    let train: TrainParams = serde_json::from_value(half).unwrap();
+    let train: TrainConfig = serde_json::from_value(half).unwrap();
     assert_eq!(serde_json::to_value(&enc).unwrap()["precision"], "bf16");
     assert_eq!(serde_json::to_value(&train).unwrap()["precision"], "bf16");
     if Backend::Cpu.is_compiled() {
@@ -69,7 +69,7 @@ fn precision_enters_the_keys_only_when_not_fp32_and_needs_tch() {
             );
         }
     }
-    let fp16: TrainParams =
+    let fp16: TrainConfig =
         serde_json::from_value(json!({"precision": "fp16", "backend": "tch"})).unwrap();
     if Backend::Tch.is_compiled() {
         assert!(TrainBiencoder::check(&fp16).unwrap_err().contains("fp16"));
@@ -143,5 +143,39 @@ fn params_override_the_models_settings_which_override_the_defaults() {
             plain.prompt(Role::Document)
         ),
         (256, Pooling::Mean, true, "")
+    );
+}
+
+#[test]
+fn the_recorded_training_settings_keep_the_layout_of_the_former_config() {
+    // `rrra_train.json`'s `config` and a checkpoint's, as written before params and config
+    // were one struct: a run with default params from MiniLM (mean, normalised), seed 42.
+    let before = json!({
+        "batch_size": 32, "chunk_size": 64, "epochs": 1, "lr": 2e-5, "warmup_ratio": 0.1,
+        "weight_decay": 0.01, "temperature": 0.05, "max_grad_norm": 1.0, "max_negatives": 7,
+        "use_weights": true, "checkpoint_every": 20, "query_max_len": 64, "max_len": 256,
+        "pooling": "mean", "normalize": true, "seed": 42
+    });
+    let run = crate::train::RunSettings {
+        seed: 42,
+        pooling: Pooling::Mean,
+        normalize: true,
+    };
+    // Unset, the pooling and normalisation are the resolved ones; `checkpoint_secs`, the
+    // model, the backend and the export length are not recorded.
+    let p: TrainConfig = serde_json::from_value(json!({
+        "checkpoint_secs": 0.0, "export_max_len": 128, "model": "some/model"
+    }))
+    .unwrap();
+    assert_eq!(p.recorded(&run), before);
+    let set: TrainConfig =
+        serde_json::from_value(json!({"pooling": "cls", "precision": "bf16"})).unwrap();
+    let mut expected = before.clone();
+    expected["pooling"] = json!("mean");
+    expected["precision"] = json!("bf16");
+    assert_eq!(
+        set.recorded(&run),
+        expected,
+        "the run's resolved pooling wins"
     );
 }

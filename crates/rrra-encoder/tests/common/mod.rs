@@ -1,7 +1,11 @@
 //! Helpers shared by the encoder's integration tests.
 
-mod model;
-pub use model::model_dir;
+use std::path::Path;
+
+/// all-MiniLM-L6-v2, fetched once into the test target's temporary folder.
+pub fn model_dir() -> &'static Path {
+    rrra_testkit::minilm(env!("CARGO_TARGET_TMPDIR"))
+}
 
 /// The cosine of an rrra embedding and a reference one.
 pub fn cosine(a: &[f32], b: &[f64]) -> f64 {

@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use rrra_common::Result;
 use rrra_common::artifact::{read_rows, write_rows};
 use rrra_common::embeddings::EmbeddingSink;
-use rrra_common::progress::Silent;
 use rrra_common::records::{Candidate, Doc, Example, Scored};
-use rrra_common::stage::{Stage, StageContext, StageReport};
-use rrra_common::{Error, Result};
+use rrra_common::stage::{Stage, StageReport};
+use rrra_testkit::StageRun;
 
 use super::pool::dot;
 use super::*;
@@ -112,19 +112,10 @@ fn run_stage<S: Stage>(
     inputs: Vec<(String, PathBuf)>,
     seed: u64,
 ) -> Result<(StageReport, Vec<Example>)> {
-    S::check(params).map_err(Error::Invalid)?;
     let out = tempfile::tempdir().unwrap();
-    let ctx = StageContext {
-        inputs: inputs.into_iter().collect(),
-        out_dir: out.path().to_path_buf(),
-        base_dir: out.path().to_path_buf(),
-        cache_dir: out.path().to_path_buf(),
-        work_dir: out.path().to_path_buf(),
-        seed,
-        progress: &Silent,
-    };
-    let report = S::run(params, &ctx)?;
-    let examples = read_rows::<Example>(&ctx.output("examples"))?;
+    let run = StageRun::in_dir(out.path()).inputs(inputs).seed(seed);
+    let report = run.run::<S>(params)?;
+    let examples = read_rows::<Example>(&run.output("examples"))?;
     Ok((report, examples))
 }
 

@@ -1,31 +1,26 @@
-//! Test support shared by rrra's crates, outside the stable API: pytrec_eval reference values
-//! through `tests/python/pytrec_reference.py`, a comparison against them, and the PRNG used
-//! for synthetic data.
+//! pytrec_eval as the reference of rrra's measures (feature `pytrec`): its per-query values
+//! through `tests/python/pytrec_reference.py`, run by [`python`], and a comparison of an
+//! rrra [`Evaluation`] against them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rrra_common::{Error, Result};
+use rrra_eval::Evaluation;
 
-use crate::evaluate::Evaluation;
-pub use crate::rng::SplitMix64;
+use crate::python;
 
 /// Per-query values: query id to measure name to value.
 pub type PerQuery = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// The reference script, `tests/python/pytrec_reference.py` of the workspace.
-pub fn pytrec_reference_script() -> PathBuf {
+pub fn reference_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/pytrec_reference.py")
 }
 
-/// The Python interpreter: `$RRRA_PYTHON`, else `python3`.
-pub fn python() -> String {
-    std::env::var("RRRA_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 /// pytrec_eval's per-query values of `measures` (trec_eval names such as `ndcg_cut.10`,
-/// `recall.100`, `P.10`, `map`, and the script's `recip_rank.10` for MRR@10: see [`crate::Measure::reference_name`]) for the
+/// `recall.100`, `P.10`, `map`, and the script's `recip_rank.10` for MRR@10: see [`rrra_eval::Measure::reference_name`]) for the
 /// TREC run file `run` against the qrels file `qrels` (TREC or BEIR TSV), keyed by the names
 /// as given. Only queries in both files appear. Fails, saying to
 /// `pip install pytrec-eval-terrier`, when the interpreter cannot import pytrec_eval.
@@ -36,8 +31,9 @@ pub fn pytrec_eval_per_query(
     relevance_level: i32,
 ) -> Result<PerQuery> {
     let python = python();
+    let shown = python.display();
     let output = Command::new(&python)
-        .arg(pytrec_reference_script())
+        .arg(reference_script())
         .arg(qrels)
         .arg(run)
         .args(measures)
@@ -54,15 +50,15 @@ pub fn pytrec_eval_per_query(
         Some(0) => {}
         Some(3) => {
             return Err(Error::Invalid(format!(
-                "{python} cannot import pytrec_eval: run `pip install pytrec-eval-terrier` (or \
+                "{shown} cannot import pytrec_eval: run `pip install pytrec-eval-terrier` (or \
                  set RRRA_PYTHON to an interpreter that has it): {}",
                 stderr.trim()
             )));
         }
         _ => {
             return Err(Error::Invalid(format!(
-                "{python} {} failed ({}): {}",
-                pytrec_reference_script().display(),
+                "{shown} {} failed ({}): {}",
+                reference_script().display(),
                 output.status,
                 stderr.trim()
             )));
@@ -73,7 +69,7 @@ pub fn pytrec_eval_per_query(
 }
 
 /// Checks `ours` against `reference` (from [`pytrec_eval_per_query`] with the
-/// [`crate::Measure::reference_name`]s of `ours.measures()`): the same evaluated queries and every
+/// [`rrra_eval::Measure::reference_name`]s of `ours.measures()`): the same evaluated queries and every
 /// value within `tolerance`. The error lists the differences (the first 20).
 pub fn compare_with_reference(
     ours: &Evaluation,
