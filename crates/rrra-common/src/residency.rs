@@ -5,7 +5,8 @@
 //! file: the resident set (`VmRSS`, and its peak `VmHWM`) grows with the input although
 //! the pages are page cache the kernel could drop. [`trimmed`] runs a closure while a
 //! scoped thread watches the process's file-backed resident pages (`/proc/self/statm`,
-//! every 10 ms) and, once they have grown by [`TRIM_BUDGET`], drops the mappings' pages
+//! every 10 ms) and, once they have grown by [`TRIM_BUDGET`] from their lowest point since
+//! the last trim, drops the mappings' pages
 //! from the page tables (`madvise(MADV_DONTNEED)`). The pages stay in the page cache, so a
 //! later access is a minor fault, not disk I/O, and reads the file's bytes, writes made
 //! through a shared mapping included. Only shared file mappings are trimmed (the
@@ -114,7 +115,12 @@ pub fn trimmed_within<R>(maps: &[&dyn FileMapped], budget: u64, f: impl FnOnce()
                 polls += 1;
                 let now = file_resident();
                 let due = match (base, now) {
-                    (Some(base), Some(now)) => now > base + budget,
+                    (Some(b), Some(now)) => {
+                        // Growth counts from the lowest point since the last trim (pages
+                        // dropped elsewhere, e.g. by another trimmed scope, lower it).
+                        base = Some(b.min(now));
+                        now > b.min(now) + budget
+                    }
                     _ => polls.is_multiple_of(10),
                 };
                 if due {
