@@ -6,7 +6,7 @@
 //! the pages are page cache the kernel could drop. [`trimmed`] runs a closure while a
 //! scoped thread watches the process's file-backed resident pages (`/proc/self/statm`,
 //! every 10 ms) and, once they have grown by [`TRIM_BUDGET`] from their lowest point since
-//! the last trim, drops the mappings' pages
+//! the last trim (and at least every second), drops the mappings' pages
 //! from the page tables (`madvise(MADV_DONTNEED)`). The pages stay in the page cache, so a
 //! later access is a minor fault, not disk I/O, and reads the file's bytes, writes made
 //! through a shared mapping included. Only shared file mappings are trimmed (the
@@ -28,6 +28,9 @@ pub const TRIM_BUDGET: u64 = 64 << 20;
 
 /// How often the resident set is read.
 const POLL: Duration = Duration::from_millis(10);
+
+/// Polls after which the maps are trimmed whatever the count says (1 s).
+const BACKSTOP: u32 = 100;
 
 /// A shared mapping of a file, whose pages can be dropped from the resident set without
 /// changing what is read. Implemented by this crate's mapping types only.
@@ -104,7 +107,8 @@ pub fn trimmed<R>(maps: &[&dyn FileMapped], f: impl FnOnce() -> R) -> R {
 
 /// [`trimmed`] with a budget of `budget` bytes. The mappings outlive the watching thread
 /// (it is scoped), so it never advises an address range that has been unmapped and reused.
-/// Where the resident set cannot be read (no `/proc`), the maps are trimmed every 100 ms.
+/// The maps are also trimmed every second, and only then where the resident set cannot be
+/// read (no `/proc`).
 pub fn trimmed_within<R>(maps: &[&dyn FileMapped], budget: u64, f: impl FnOnce() -> R) -> R {
     std::thread::scope(|scope| {
         let (stop, stopped) = channel::<()>();
@@ -114,18 +118,20 @@ pub fn trimmed_within<R>(maps: &[&dyn FileMapped], budget: u64, f: impl FnOnce()
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(POLL) {
                 polls += 1;
                 let now = file_resident();
-                let due = match (base, now) {
+                let grown = match (base, now) {
                     (Some(b), Some(now)) => {
                         // Growth counts from the lowest point since the last trim (pages
                         // dropped elsewhere, e.g. by another trimmed scope, lower it).
                         base = Some(b.min(now));
                         now > b.min(now) + budget
                     }
-                    _ => polls.is_multiple_of(10),
+                    _ => false,
                 };
-                if due {
+                // And at least every BACKSTOP polls: pages dropped elsewhere in the same
+                // interval can hide growth from the count.
+                if grown || polls >= BACKSTOP {
                     maps.iter().for_each(|m| m.release());
-                    base = file_resident();
+                    (base, polls) = (file_resident(), 0);
                 }
             }
         });

@@ -146,6 +146,11 @@ impl VectorFile {
         // changed in place; a rebuild renames a new file over the name, leaving this
         // mapping's file intact.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(sidecar, e))?;
+        // Rows are read at random: a fault maps the one page it needs, not the kernel's
+        // fault-around window (64 KiB, or a whole large folio) of neighbours, so a batch
+        // gathering scattered rows maps its rows, not ~40x their size (`residency`). Best
+        // effort: without the advice only more is mapped.
+        let _ = map.advise(memmap2::Advice::Random);
         if map.len() < HEADER || &map[..8] != MAGIC || u64_at(&map, 8) != FORMAT {
             return Ok(None);
         }

@@ -5,6 +5,9 @@ use super::*;
 use rand::Rng;
 use rrra_common::progress::Silent;
 
+#[cfg(any(feature = "tch", feature = "wgpu"))]
+mod backends;
+
 fn cpu() -> Device {
     Device::flex()
 }

@@ -1,40 +1,20 @@
 //! The adapter on every backend compiled in besides `cpu` (cargo features `tch`, `wgpu` of
 //! rrra-adapter, passed to rrra-encoder): the cpu adapter's weights score the same pairs to
 //! within float tolerance there, and training there from the same seed follows the cpu
-//! run. Without such a feature there is nothing to compare, and the file is empty.
+//! run. Compiled only with such a feature:
 //!
-//! `cargo test -p rrra-adapter --features wgpu --test backends` (Mesa lavapipe serves
-//! Vulkan on a CPU-only machine: `apt-get install mesa-vulkan-drivers libvulkan1`).
-#![cfg(any(feature = "tch", feature = "wgpu"))]
+//! `cargo test -p rrra-adapter --features wgpu --lib backends` (Mesa lavapipe serves Vulkan
+//! on a CPU-only machine: `apt-get install mesa-vulkan-drivers libvulkan1`).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rrra_adapter::labels::Class;
-use rrra_adapter::saved::{SavedAdapter, save_adapter};
-use rrra_adapter::train::{PairScores, Pairs, PoolPair, TrainAdapterParams, Vectors, score, train};
 use rrra_common::progress::Silent;
 use rrra_encoder::Backend;
 
-/// Vectors and pairs, owned.
-struct Toy {
-    dim: usize,
-    queries: Vec<f32>,
-    docs: Vec<f32>,
-    pairs: Vec<PoolPair>,
-}
-
-impl Toy {
-    fn data(&self) -> Pairs<'_> {
-        Pairs {
-            vectors: Vectors {
-                dim: self.dim,
-                queries: &self.queries,
-                docs: &self.docs,
-            },
-            pairs: &self.pairs,
-        }
-    }
-}
+use super::Toy;
+use crate::labels::Class;
+use crate::saved::{SavedAdapter, save_adapter};
+use crate::train::{PairScores, PoolPair, TrainAdapterParams, score, train};
 
 /// 40 queries with 16 candidates each in 32-d; the first two near the query are labelled.
 fn toy() -> Toy {
