@@ -263,6 +263,17 @@ pub fn scratch_tag() -> String {
     format!("{}-{}-{n}", scratch_host(), std::process::id())
 }
 
+/// The pid in `tag` when it is a [`scratch_tag`] written on host `host` (`None` for
+/// another host's tag, or text that is no tag).
+pub fn scratch_tag_pid(tag: &str, host: &str) -> Option<u32> {
+    let mut fields = tag.split('-');
+    let (h, pid, n) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() || h != host || n.parse::<u64>().is_err() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// Whether process `pid` of this host is running (Linux `/proc`; a zombie, ended but not
 /// reaped, is gone; elsewhere every other process is taken as gone).
 pub fn process_alive(pid: u32) -> bool {

@@ -24,7 +24,7 @@ use memmap2::Mmap;
 
 use crate::artifact::stamp_path;
 use crate::embeddings;
-use crate::parts::{process_alive, scratch_host, scratch_tag};
+use crate::parts::{process_alive, scratch_host, scratch_tag, scratch_tag_pid};
 use crate::scratch::create_rw;
 use crate::{Error, Result};
 
@@ -273,13 +273,13 @@ fn sweep_killed_builds(target: &Path, name: &str) {
     }) else {
         return;
     };
-    let prefix = format!(".{name}.tmp-{}-", scratch_host());
+    let (prefix, host) = (format!(".{name}.tmp-"), scratch_host());
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+        let Some(tag) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
             continue;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let pid = scratch_tag_pid(tag.strip_suffix(".ids").unwrap_or(tag), &host);
         if pid.is_some_and(|pid| !process_alive(pid)) {
             let _ = std::fs::remove_file(entry.path());
         }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rrra_common::parts::{Mode, scratch_host, scratch_tag, with_mode};
+use rrra_common::parts::{Mode, scratch_host, scratch_tag, scratch_tag_pid, with_mode};
 use rrra_common::progress::Progress;
 use rrra_common::stage::StageContext;
 use serde::{Deserialize, Serialize};
@@ -295,14 +295,7 @@ pub fn write_index(index: &Path, tasks: &[PathBuf]) -> Result<(), TaskError> {
 /// folder), `part-NNNNN.<tag>.parquet[.tmp]` (its part file, being written) and
 /// `<stem>.<tag>.tmp` (a task file or marker, being written).
 fn scratch_pid(name: &str, host: &str) -> Option<u32> {
-    let tag_pid = |tag: &str| -> Option<u32> {
-        let mut fields = tag.split('-');
-        let (h, pid, n) = (fields.next()?, fields.next()?, fields.next()?);
-        if fields.next().is_some() || h != host || n.parse::<u64>().is_err() {
-            return None;
-        }
-        pid.parse().ok()
-    };
+    let tag_pid = |tag: &str| scratch_tag_pid(tag, host);
     if let Some(rest) = name.strip_prefix(".exec-") {
         let (part, tag) = rest.split_once('-')?;
         part.parse::<usize>().ok()?;
