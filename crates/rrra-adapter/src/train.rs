@@ -17,7 +17,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rrra_common::Result;
 use rrra_common::progress::Progress;
+use rrra_common::residency::Trimmer;
+use rrra_common::scratch::Scratch;
+use rrra_common::vectors::VectorFile;
 use rrra_encoder::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -132,47 +136,100 @@ impl PoolPair {
     }
 }
 
-/// Frozen vectors, row-major, `dim` wide: in memory or memory-mapped
-/// ([`rrra_common::vectors::VectorFile::values`]).
+/// Where frozen vectors are read: rows in memory (row-major), or a [`VectorFile`] read row
+/// by row with positional reads, so a batch's rows leave no mapped pages behind.
+#[derive(Debug, Clone, Copy)]
+pub enum Rows<'a> {
+    Memory(&'a [f32]),
+    File(&'a VectorFile),
+}
+
+impl Rows<'_> {
+    /// Appends rows `rows` (`dim` values each) to `out`.
+    fn read(&self, rows: Vec<u32>, dim: usize, out: &mut Vec<f32>) -> Result<()> {
+        match self {
+            Rows::Memory(values) => {
+                for r in rows.into_iter().map(|r| r as usize) {
+                    out.extend_from_slice(&values[r * dim..(r + 1) * dim]);
+                }
+                Ok(())
+            }
+            Rows::File(file) => file.read_rows(rows, out),
+        }
+    }
+}
+
+/// Frozen query and document vectors, `dim` wide.
 #[derive(Debug, Clone, Copy)]
 pub struct Vectors<'a> {
     pub dim: usize,
-    pub queries: &'a [f32],
-    pub docs: &'a [f32],
+    pub queries: Rows<'a>,
+    pub docs: Rows<'a>,
 }
 
 impl Vectors<'_> {
     /// The query and document rows of `pairs` (query row, document row), `[n, d]` each,
-    /// copied into tensors on `device`: only a batch's rows leave the (mapped) vectors.
+    /// copied into tensors on `device`: only a batch's rows are read.
     fn gather(
         &self,
         pairs: impl Iterator<Item = (u32, u32)>,
         device: &Device,
-    ) -> (Tensor<2>, Tensor<2>) {
+    ) -> Result<(Tensor<2>, Tensor<2>)> {
         let d = self.dim;
-        let (mut q, mut c) = (Vec::new(), Vec::new());
-        for (i, j) in pairs {
-            let (i, j) = (i as usize, j as usize);
-            q.extend_from_slice(&self.queries[i * d..(i + 1) * d]);
-            c.extend_from_slice(&self.docs[j * d..(j + 1) * d]);
-        }
-        (matrix(q, d, device), matrix(c, d, device))
+        let (rows_q, rows_c): (Vec<u32>, Vec<u32>) = pairs.unzip();
+        let n = rows_q.len() * d;
+        let (mut q, mut c) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        self.queries.read(rows_q, d, &mut q)?;
+        self.docs.read(rows_c, d, &mut c)?;
+        Ok((matrix(q, d, device), matrix(c, d, device)))
     }
 }
 
+/// Labelled pairs: in memory, or a [`Scratch`] file, swept in order through its mapping
+/// and read at random with positional reads ([`Scratch::read`]).
+#[derive(Clone, Copy)]
+pub enum PairList<'a> {
+    Memory(&'a [PoolPair]),
+    File(&'a Scratch<PoolPair>),
+}
+
+impl PairList<'_> {
+    /// The pairs in order, for sweeps (a file's mapping: pair a [`Trimmer`] with it).
+    pub fn as_slice(&self) -> &[PoolPair] {
+        match self {
+            PairList::Memory(pairs) => pairs,
+            PairList::File(file) => file.as_slice(),
+        }
+    }
+
+    /// Pair `i`.
+    fn get(&self, i: u32) -> Result<PoolPair> {
+        match self {
+            PairList::Memory(pairs) => Ok(pairs[i as usize]),
+            PairList::File(file) => file.read(i as usize),
+        }
+    }
+}
+
+/// Pairs a sweep goes through between two [`Trimmer::swept`] calls.
+const SWEEP: usize = 1 << 16;
+
 /// Frozen vectors and the labelled pairs over them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Pairs<'a> {
     pub vectors: Vectors<'a>,
-    pub pairs: &'a [PoolPair],
+    pub pairs: PairList<'a>,
 }
 
 impl Pairs<'_> {
-    /// Pairs per class, in [`Class`] order.
-    pub fn class_counts(&self) -> [usize; 4] {
+    /// Pairs per class, in [`Class`] order; the sweep is counted by `trim`.
+    pub fn class_counts(&self, trim: &Trimmer<'_>) -> [usize; 4] {
         let mut n = [0; 4];
-        for p in self.pairs {
-            n[p.class() as usize] += 1;
+        for chunk in self.pairs.as_slice().chunks(SWEEP) {
+            for p in chunk {
+                n[p.class() as usize] += 1;
+            }
+            trim.swept(std::mem::size_of_val(chunk) as u64);
         }
         n
     }
@@ -282,7 +339,10 @@ pub fn loss(
 /// (any backend's; autodiff is added here). The
 /// vectors stay where they are (they are frozen): each batch copies its rows onto the
 /// device, and only those rows enter the graph. `order` (one entry per pair, overwritten)
-/// holds the shuffled order of each epoch: the caller decides where it lives.
+/// holds the shuffled order of each epoch: the caller decides where it lives. `trim`
+/// releases the maps of the pairs and the order (where they are files): each sweep through
+/// them is counted, and each shuffle, which touches the whole order, is followed by a
+/// release, so their mapped pages stay within the trimmer's budget outside the shuffles.
 pub fn train(
     data: Pairs<'_>,
     order: &mut [u32],
@@ -290,7 +350,8 @@ pub fn train(
     seed: u64,
     device: &Device,
     progress: &dyn Progress,
-) -> (AdapterNet, AdapterConfig, TrainSummary) {
+    trim: &Trimmer<'_>,
+) -> Result<(AdapterNet, AdapterConfig, TrainSummary)> {
     let clock = std::time::Instant::now();
     let base = device.clone().inner();
     let autodiff = base.clone().autodiff();
@@ -302,14 +363,20 @@ pub fn train(
     let mut optim = AdamWConfig::new()
         .with_weight_decay(params.weight_decay as f32)
         .init();
-    let counts = data.class_counts();
+    let counts = data.class_counts(trim);
     let weights = class_weights(counts, params.balanced);
     let Pairs { vectors, pairs } = data;
-    assert_eq!(order.len(), pairs.len(), "one order entry per pair");
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = u32::try_from(i).expect("fewer than 2^32 pairs");
+    let n_pairs = pairs.as_slice().len();
+    assert_eq!(order.len(), n_pairs, "one order entry per pair");
+    u32::try_from(n_pairs).expect("fewer than 2^32 pairs");
+    for (c, chunk) in order.chunks_mut(SWEEP).enumerate() {
+        let start = (c * SWEEP) as u32;
+        for (i, o) in chunk.iter_mut().enumerate() {
+            *o = start + i as u32;
+        }
+        trim.swept(std::mem::size_of_val(chunk) as u64);
     }
-    let steps = pairs.len().div_ceil(params.batch_size) * params.epochs;
+    let steps = n_pairs.div_ceil(params.batch_size) * params.epochs;
     let steps = params.max_steps.map_or(steps, |m| m.min(steps));
     let task = progress.task("train adapter (steps)", Some(steps as u64));
     let mut epoch_loss = Vec::with_capacity(params.epochs);
@@ -322,11 +389,16 @@ pub fn train(
             seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         order.shuffle(&mut rng);
+        trim.release();
         let (mut sum, mut seen) = (0.0, 0);
         for rows in order.chunks(params.batch_size).take(steps - step) {
-            let batch = rows.iter().map(|&r| pairs[r as usize]);
-            let (q, c) = vectors.gather(batch.clone().map(|p| (p.query, p.doc)), &base);
-            let classes: Vec<Class> = batch.map(|p| p.class()).collect();
+            trim.swept(std::mem::size_of_val(rows) as u64);
+            let batch = rows
+                .iter()
+                .map(|&r| pairs.get(r))
+                .collect::<Result<Vec<PoolPair>>>()?;
+            let (q, c) = vectors.gather(batch.iter().map(|p| (p.query, p.doc)), &base)?;
+            let classes: Vec<Class> = batch.iter().map(|p| p.class()).collect();
             let loss = loss(&net, q.autodiff(), c.autodiff(), &classes, &weights, params);
             let n = rows.len() as f64;
             sum += f64::from(loss.clone().into_scalar::<f32>()) * n;
@@ -340,16 +412,13 @@ pub fn train(
     drop(task);
     let net = net.valid();
     let mut mean_s_fn = [0.0; 4];
-    for chunk in pairs.chunks(4096) {
-        let scores = score_rows(
-            &net,
-            &vectors,
-            chunk.iter().map(|p| (p.query, p.doc)),
-            &base,
-        );
+    for chunk in pairs.as_slice().chunks(4096) {
+        let rows = chunk.iter().map(|p| (p.query, p.doc));
+        let scores = score_rows(&net, &vectors, rows, &base)?;
         for (p, s) in chunk.iter().zip(&scores) {
             mean_s_fn[p.class() as usize] += f64::from(s.s_fn);
         }
+        trim.swept(std::mem::size_of_val(chunk) as u64);
     }
     for (m, &n) in mean_s_fn.iter_mut().zip(&counts) {
         *m /= n.max(1) as f64;
@@ -362,7 +431,7 @@ pub fn train(
         parameters: net.parameters(),
         seconds: clock.elapsed().as_secs_f64(),
     };
-    (net, shape, summary)
+    Ok((net, shape, summary))
 }
 
 /// The adapter's scores of one pair.
@@ -384,14 +453,15 @@ pub fn score(
     batch: usize,
     device: &Device,
     done: &mut dyn FnMut(u64),
-) -> Vec<PairScores> {
-    let mut out = Vec::with_capacity(data.pairs.len());
-    for pairs in data.pairs.chunks(batch.max(1)) {
+) -> Result<Vec<PairScores>> {
+    let pairs = data.pairs.as_slice();
+    let mut out = Vec::with_capacity(pairs.len());
+    for pairs in pairs.chunks(batch.max(1)) {
         let rows = pairs.iter().map(|p| (p.query, p.doc));
-        out.extend(score_rows(net, &data.vectors, rows, device));
+        out.extend(score_rows(net, &data.vectors, rows, device)?);
         done(pairs.len() as u64);
     }
-    out
+    Ok(out)
 }
 
 /// The scores of one batch of pairs (query row, document row of `vectors`), on `device`.
@@ -400,20 +470,20 @@ pub fn score_rows(
     vectors: &Vectors<'_>,
     pairs: impl Iterator<Item = (u32, u32)>,
     device: &Device,
-) -> Vec<PairScores> {
-    let (q, c) = vectors.gather(pairs, device);
+) -> Result<Vec<PairScores>> {
+    let (q, c) = vectors.gather(pairs, device)?;
     let o = net.forward(q, c);
     let probs = softmax(o.logits, 1);
     let p_rel = probs.narrow(1, 0, 2).sum_dim(1);
     let vec = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
     let (qa, s, p) = (vec(o.cos_qa), vec(s_fn(o.cos_ac, o.cos_qc)), vec(p_rel));
-    (0..qa.len())
+    Ok((0..qa.len())
         .map(|i| PairScores {
             qa: qa[i],
             s_fn: s[i],
             p_rel: p[i],
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

@@ -212,7 +212,7 @@ fn trained_adapters_score_candidates_and_runs_deterministically() {
         assert_eq!((r.qa_score, r.s_fn, r.p_rel), (s.qa_score, s.s_fn, s.p_rel));
     }
 
-    // The vectors are memory-mapped from sidecars written beside the embeddings; the
+    // The vectors are read from sidecars written beside the embeddings; the
     // pool's scratch files go with the run.
     for e in [&q, &d] {
         let name = e.file_name().unwrap().to_string_lossy();

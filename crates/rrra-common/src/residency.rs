@@ -1,58 +1,46 @@
-//! Keeps the pages of memory-mapped inputs from piling up in a stage's resident set.
+//! Keeps the pages of memory-mapped scratch arrays from piling up in a stage's resident set.
 //!
-//! A stage that reads a mapped file ([`VectorFile`], a [`Scratch`] array) touches, over a
-//! pass, every page of it, and each touched page stays mapped until the process unmaps the
-//! file: the resident set (`VmRSS`, and its peak `VmHWM`) grows with the input although
-//! the pages are page cache the kernel could drop. [`trimmed`] runs a closure while a
-//! scoped thread watches the process's file-backed resident pages (`/proc/self/statm`,
-//! every 10 ms) and, once they have grown by [`TRIM_BUDGET`] from their lowest point since
-//! the last trim (and at least every second), drops the mappings' pages
-//! from the page tables (`madvise(MADV_DONTNEED)`). The pages stay in the page cache, so a
-//! later access is a minor fault, not disk I/O, and reads the file's bytes, writes made
-//! through a shared mapping included. Only shared file mappings are trimmed (the
-//! [`FileMapped`] types), never anonymous memory, whose contents `MADV_DONTNEED` discards.
+//! A pass over a mapped file ([`Scratch`] arrays) maps each page it touches, and the page
+//! stays mapped until the process unmaps the file: the resident set (`VmRSS`, and its peak
+//! `VmHWM`) grows with the input although the pages are page cache the kernel could drop.
+//! A [`Trimmer`] counts the bytes a stage's passes read or write through its maps, in
+//! order, and each time the count reaches its budget ([`TRIM_BUDGET`]) drops the maps'
+//! pages from the page tables (`madvise(MADV_DONTNEED)`), on the stage's own thread, so
+//! the mapped pages of a pass are bounded by the budget plus the large folios at its two
+//! ends, however fast it runs. The pages stay in the page cache, so a later access is a
+//! minor fault, not disk I/O, and reads the file's bytes, writes made through a shared
+//! mapping included. Only shared file mappings are trimmed (the [`FileMapped`] types),
+//! never anonymous memory, whose contents `MADV_DONTNEED` discards.
+//!
+//! Scattered reads do not go through maps at all ([`Scratch::read`],
+//! [`crate::vectors::VectorFile::read_rows`]): one read can map a whole large folio.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::time::Duration;
 
 use memmap2::{Mmap, UncheckedAdvice};
 
 use crate::scratch::Scratch;
-use crate::vectors::VectorFile;
 
-/// How much the file-backed resident set may grow before [`trimmed`] drops the mapped
-/// pages: the bound a stage's mapped inputs add to its peak RSS (plus what it touches in
-/// one poll).
+/// Bytes a [`Trimmer`]'s passes read or write through its maps between two releases: the
+/// bound the maps add to a stage's peak resident set (plus a large folio, up to 2 MiB, at
+/// each end of a pass).
 pub const TRIM_BUDGET: u64 = 64 << 20;
-
-/// How often the resident set is read.
-const POLL: Duration = Duration::from_millis(10);
-
-/// Polls after which the maps are trimmed whatever the count says (1 s).
-const BACKSTOP: u32 = 100;
 
 /// A shared mapping of a file, whose pages can be dropped from the resident set without
 /// changing what is read. Implemented by this crate's mapping types only.
-pub trait FileMapped: Sync + private::Sealed {
+pub trait FileMapped: private::Sealed {
     /// Drops the mapping's pages from this process's page tables (best effort).
     fn release(&self);
 }
 
 mod private {
     pub trait Sealed {}
-    impl Sealed for crate::vectors::VectorFile {}
-    impl<T: bytemuck::Pod + Sync> Sealed for crate::scratch::Scratch<T> {}
+    impl<T: bytemuck::Pod> Sealed for crate::scratch::Scratch<T> {}
     impl Sealed for super::MappedRegion<'_> {}
 }
 
-impl FileMapped for VectorFile {
-    fn release(&self) {
-        release_map(self.map());
-    }
-}
-
-impl<T: bytemuck::Pod + Sync> FileMapped for Scratch<T> {
+impl<T: bytemuck::Pod> FileMapped for Scratch<T> {
     fn release(&self) {
         if let Some(map) = self.read_only_map() {
             release_map(map);
@@ -61,7 +49,7 @@ impl<T: bytemuck::Pod + Sync> FileMapped for Scratch<T> {
 }
 
 /// The address range of a writable [`Scratch`] array, borrowed together with its values
-/// ([`Scratch::values_and_region`]) so that it can be trimmed while they are written.
+/// ([`Scratch::values_and_region`]) so that it can be released while they are written.
 pub struct MappedRegion<'a> {
     start: usize,
     len: usize,
@@ -98,56 +86,48 @@ impl FileMapped for MappedRegion<'_> {
     }
 }
 
-/// Runs `f` while the pages of `maps` are dropped from this process's resident set each
-/// time its file-backed resident pages have grown by [`TRIM_BUDGET`]; returns what `f`
-/// returns.
-pub fn trimmed<R>(maps: &[&dyn FileMapped], f: impl FnOnce() -> R) -> R {
-    trimmed_within(maps, TRIM_BUDGET, f)
+/// Releases a stage's maps each time its passes have gone through [`TRIM_BUDGET`] bytes of
+/// them ([`Trimmer::swept`]), or when told to ([`Trimmer::release`]: after a pass that
+/// touches a map at random, such as a shuffle). One thread's: the passes call it between
+/// their steps.
+pub struct Trimmer<'a> {
+    maps: &'a [&'a dyn FileMapped],
+    budget: u64,
+    swept: Cell<u64>,
 }
 
-/// [`trimmed`] with a budget of `budget` bytes. The mappings outlive the watching thread
-/// (it is scoped), so it never advises an address range that has been unmapped and reused.
-/// The maps are also trimmed every second, and only then where the resident set cannot be
-/// read (no `/proc`).
-pub fn trimmed_within<R>(maps: &[&dyn FileMapped], budget: u64, f: impl FnOnce() -> R) -> R {
-    std::thread::scope(|scope| {
-        let (stop, stopped) = channel::<()>();
-        scope.spawn(move || {
-            let mut base = file_resident();
-            let mut polls = 0u32;
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(POLL) {
-                polls += 1;
-                let now = file_resident();
-                let grown = match (base, now) {
-                    (Some(b), Some(now)) => {
-                        // Growth counts from the lowest point since the last trim (pages
-                        // dropped elsewhere, e.g. by another trimmed scope, lower it).
-                        base = Some(b.min(now));
-                        now > b.min(now) + budget
-                    }
-                    _ => false,
-                };
-                // And at least every BACKSTOP polls: pages dropped elsewhere in the same
-                // interval can hide growth from the count.
-                if grown || polls >= BACKSTOP {
-                    maps.iter().for_each(|m| m.release());
-                    (base, polls) = (file_resident(), 0);
-                }
-            }
-        });
-        let out = f();
-        drop(stop);
-        out
-    })
-}
+impl<'a> Trimmer<'a> {
+    /// A trimmer of `maps` with the budget [`TRIM_BUDGET`]; no maps (data in memory) is a
+    /// trimmer that does nothing.
+    pub fn new(maps: &'a [&'a dyn FileMapped]) -> Self {
+        Self::with_budget(maps, TRIM_BUDGET)
+    }
 
-/// This process's file-backed (and shared-memory) resident bytes, from `/proc/self/statm`.
-fn file_resident() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(2)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
+    /// A trimmer of `maps` that releases them every `budget` bytes.
+    pub fn with_budget(maps: &'a [&'a dyn FileMapped], budget: u64) -> Self {
+        Trimmer {
+            maps,
+            budget,
+            swept: Cell::new(0),
+        }
+    }
+
+    /// Counts `bytes` just read or written in order through the maps; releases them once
+    /// the count since the last release reaches the budget.
+    pub fn swept(&self, bytes: u64) {
+        let swept = self.swept.get() + bytes;
+        if swept >= self.budget {
+            self.release();
+        } else {
+            self.swept.set(swept);
+        }
+    }
+
+    /// Drops every map's pages from the resident set now.
+    pub fn release(&self) {
+        self.maps.iter().for_each(|m| m.release());
+        self.swept.set(0);
+    }
 }
 
 /// Drops `map`'s pages from the page tables (best effort: an error only leaves them).
@@ -175,38 +155,47 @@ mod tests {
             .unwrap()
     }
 
-    /// Waits (up to 30 s on a loaded machine) for the mapping at `addr` to hold at most
-    /// `kb` resident; returns what it holds.
-    fn settle(addr: usize, kb: usize) -> usize {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while resident_kb(addr) > kb && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        resident_kb(addr)
-    }
-
     fn sum(v: &[u32]) -> u64 {
         v.iter().fold(0u64, |s, &x| s.wrapping_add(x as u64))
     }
 
+    /// 1 MiB steps of `len` u32 values.
+    const STEP: usize = 1 << 18;
+
+    /// The bound of a pass trimmed every 4 MiB in 1 MiB steps, checked after each step: the
+    /// budget, one step, and a large folio at each end.
+    const BOUND_KB: usize = (4 + 1 + 2 * 2) * 1024;
+
     #[test]
-    fn touched_pages_leave_the_resident_set_and_read_back_the_same() {
+    fn a_swept_map_stays_within_its_budget_and_reads_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let n = 4 << 20; // 16 MiB of u32
+        let n = 16 << 18; // 16 MiB of u32
         let mut w = ScratchWriter::<u32>::create(dir.path(), "values.bin").unwrap();
         for i in 0..n as u32 {
             w.push(i.wrapping_mul(2_654_435_761)).unwrap();
         }
         let values = w.finish().unwrap();
         let addr = values.as_slice().as_ptr() as usize;
-        let (before, resident) = trimmed_within(&[&values], 4 << 20, || {
-            let before = sum(values.as_slice());
-            (before, settle(addr, 4 * 1024))
-        });
-        assert!(resident <= 4 * 1024, "{resident} kB still resident");
+        let maps: [&dyn FileMapped; 1] = [&values];
+        let trim = Trimmer::with_budget(&maps, 4 << 20);
+        let (mut total, mut peak) = (0u64, 0);
+        for chunk in values.as_slice().chunks(STEP) {
+            total = total.wrapping_add(sum(chunk));
+            trim.swept(4 * chunk.len() as u64);
+            peak = peak.max(resident_kb(addr));
+        }
+        assert!(
+            peak <= BOUND_KB,
+            "{peak} kB resident at most, bound {BOUND_KB}"
+        );
+        // Untrimmed, the same pass maps the whole file (the bound means something).
+        std::hint::black_box(sum(values.as_slice()));
+        assert!(resident_kb(addr) >= 12 * 1024, "{} kB", resident_kb(addr));
+        trim.release();
+        assert!(resident_kb(addr) == 0, "released: {} kB", resident_kb(addr));
         assert_eq!(
             sum(values.as_slice()),
-            before,
+            total,
             "the bytes read back unchanged"
         );
     }
@@ -214,17 +203,24 @@ mod tests {
     #[test]
     fn values_written_while_trimmed_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let mut order = Scratch::<u32>::zeroed(dir.path(), "order.bin", 4 << 20).unwrap();
+        let mut order = Scratch::<u32>::zeroed(dir.path(), "order.bin", 16 << 18).unwrap();
         let addr = order.as_slice().as_ptr() as usize;
         let (values, region) = order.values_and_region();
-        let resident = trimmed_within(&[&region], 4 << 20, || {
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = (i as u32).wrapping_mul(7);
+        let maps: [&dyn FileMapped; 1] = [&region];
+        let trim = Trimmer::with_budget(&maps, 4 << 20);
+        let mut peak = 0;
+        for (c, chunk) in values.chunks_mut(STEP).enumerate() {
+            for (i, v) in chunk.iter_mut().enumerate() {
+                *v = ((c * STEP + i) as u32).wrapping_mul(7);
             }
-            settle(addr, 4 * 1024)
-        });
-        assert!(resident <= 4 * 1024, "{resident} kB still resident");
-        let expected = (0..4u32 << 20).fold(0u64, |s, i| s.wrapping_add(i.wrapping_mul(7) as u64));
+            trim.swept(4 * chunk.len() as u64);
+            peak = peak.max(resident_kb(addr));
+        }
+        assert!(
+            peak <= BOUND_KB,
+            "{peak} kB resident at most, bound {BOUND_KB}"
+        );
+        let expected = (0..16u32 << 18).fold(0u64, |s, i| s.wrapping_add(i.wrapping_mul(7) as u64));
         assert_eq!(sum(order.as_slice()), expected, "every write kept");
     }
 
@@ -237,6 +233,9 @@ mod tests {
             .unwrap();
         let mut zero = Scratch::<u32>::zeroed(dir.path(), "zero.bin", 0).unwrap();
         let (_, region) = zero.values_and_region();
-        assert_eq!(trimmed_within(&[&empty, &region], 0, || 7), 7);
+        let maps: [&dyn FileMapped; 2] = [&empty, &region];
+        let trim = Trimmer::with_budget(&maps, 0);
+        trim.swept(1);
+        trim.release();
     }
 }

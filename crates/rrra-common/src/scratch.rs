@@ -57,6 +57,7 @@ impl<T: Pod> ScratchWriter<T> {
         };
         Ok(Scratch {
             path,
+            file,
             map: Map::ReadOnly(map),
             len: self.len,
             _values: std::marker::PhantomData,
@@ -83,6 +84,8 @@ enum Map {
 /// A memory-mapped scratch array of `T`; its file is removed on drop.
 pub struct Scratch<T: Pod> {
     path: PathBuf,
+    /// The file, open for positional reads ([`Scratch::read`]).
+    file: File,
     map: Map,
     len: usize,
     _values: std::marker::PhantomData<T>,
@@ -105,6 +108,7 @@ impl<T: Pod> Scratch<T> {
         };
         Ok(Scratch {
             path,
+            file,
             map: Map::Writable(map),
             len,
             _values: std::marker::PhantomData,
@@ -121,6 +125,20 @@ impl<T: Pod> Scratch<T> {
         &bytemuck::cast_slice(bytes)[..self.len]
     }
 
+    /// The value at `index` (< the array's length), read with a positional read rather than
+    /// through the mapping: a scattered read of a mapping can map a whole large folio of
+    /// the file (up to 2 MiB), one of the file leaves nothing in the resident set.
+    pub fn read(&self, index: usize) -> Result<T> {
+        use std::os::unix::fs::FileExt;
+        assert!(index < self.len, "scratch index {index} of {}", self.len);
+        let mut value = T::zeroed();
+        let size = std::mem::size_of::<T>();
+        self.file
+            .read_exact_at(bytemuck::bytes_of_mut(&mut value), (index * size) as u64)
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(value)
+    }
+
     /// The mapping of an array made by [`ScratchWriter::finish`] (`None` when empty or
     /// writable).
     pub(crate) fn read_only_map(&self) -> Option<&Mmap> {
@@ -131,7 +149,7 @@ impl<T: Pod> Scratch<T> {
     }
 
     /// The values, writable, with their address range for
-    /// [`crate::residency::trimmed`] (an array made by [`Scratch::zeroed`]; empty
+    /// a [`crate::residency::Trimmer`] (an array made by [`Scratch::zeroed`]; empty
     /// otherwise).
     pub fn values_and_region(&mut self) -> (&mut [T], crate::residency::MappedRegion<'_>) {
         let region = match &self.map {
@@ -175,6 +193,8 @@ mod tests {
         let s = w.finish().unwrap();
         assert_eq!(s.as_slice().len(), 100_000);
         assert_eq!(s.as_slice()[77_777], [77_777, 155_554, 1]);
+        assert_eq!(s.read(77_777).unwrap(), [77_777, 155_554, 1]);
+        assert_eq!(s.read(99_999).unwrap(), [99_999, 199_998, 3]);
         let file = work.join("pairs.bin");
         assert_eq!(std::fs::metadata(&file).unwrap().len(), 1_200_000);
         drop(s);
@@ -184,6 +204,11 @@ mod tests {
         assert_eq!(order.as_slice(), &[0; 10]);
         order.as_mut_slice()[3] = 7;
         assert_eq!(order.as_slice()[3], 7);
+        assert_eq!(
+            order.read(3).unwrap(),
+            7,
+            "a write through the map reads back"
+        );
         let empty = ScratchWriter::<u32>::create(&work, "none.bin")
             .unwrap()
             .finish()

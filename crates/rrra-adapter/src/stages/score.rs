@@ -8,7 +8,6 @@ use rrra_common::artifact::{ParquetSink, parquet_rows};
 use rrra_common::columns::for_each_pair_batch;
 use rrra_common::parts::{Parts, concat_rows};
 use rrra_common::records::{Candidate, Scored};
-use rrra_common::residency::trimmed;
 use rrra_common::schema::ArtifactKind::{
     self, Adapter, Candidates, Embeddings, Run, Scored as ScoredKind,
 };
@@ -20,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::vector_files;
 use crate::backend::{backend_device, is_cpu};
 use crate::saved::load_adapter;
-use crate::train::{Vectors, score_rows};
+use crate::train::{Rows, Vectors, score_rows};
 
 /// Params of `score.adapter`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -105,26 +104,23 @@ impl Stage for ScoreAdapter {
         let (q_file, d_file) = vector_files(ctx)?;
         let vectors = Vectors {
             dim: q_file.dim(),
-            queries: q_file.values(),
-            docs: d_file.values(),
+            queries: Rows::File(&q_file),
+            docs: Rows::File(&d_file),
         };
         // Pass 1: the distinct queries (a bit per query vector), each checked to have a
         // vector; documents are looked up as they are scored.
         let mut seen = vec![0u64; q_file.rows().div_ceil(64)];
         let mut last: Option<(String, u32)> = None;
-        // Mapped pages leave the resident set as the passes go (`residency`).
-        trimmed(&[&q_file], || {
-            for_each_pair_batch(path, kind, |b| {
-                for i in 0..b.len() {
-                    let query_id = b.query_id.value(i);
-                    if last.as_ref().is_none_or(|(q, _)| q != query_id) {
-                        let r = q_file.row_of(query_id, "query")?;
-                        seen[r as usize / 64] |= 1 << (r % 64);
-                        last = Some((query_id.to_string(), r));
-                    }
+        for_each_pair_batch(path, kind, |b| {
+            for i in 0..b.len() {
+                let query_id = b.query_id.value(i);
+                if last.as_ref().is_none_or(|(q, _)| q != query_id) {
+                    let r = q_file.row_of(query_id, "query")?;
+                    seen[r as usize / 64] |= 1 << (r % 64);
+                    last = Some((query_id.to_string(), r));
                 }
-                Ok(())
-            })
+            }
+            Ok(())
         })?;
         let queries: u64 = seen.iter().map(|w| u64::from(w.count_ones())).sum();
         // Pass 2: score `batch_size` pairs at a time (across record batches, so the
@@ -140,7 +136,7 @@ impl Stage for ScoreAdapter {
             let mut pending: Vec<(Candidate, (u32, u32))> = Vec::with_capacity(p.batch_size);
             let mut flush = |pending: &mut Vec<(Candidate, (u32, u32))>| -> Result<()> {
                 let rows = pending.iter().map(|(_, at)| *at);
-                let scores = score_rows(&net, &vectors, rows, &device);
+                let scores = score_rows(&net, &vectors, rows, &device)?;
                 for ((candidate, _), s) in pending.drain(..).zip(scores) {
                     sink.push(Scored {
                         candidate,
@@ -190,18 +186,16 @@ impl Stage for ScoreAdapter {
             sink.finish()
         };
         let out = ctx.output("scored");
-        let (n, split) = trimmed(&[&q_file, &d_file], || {
-            Ok::<_, Error>(match p.part_rows {
-                None => (score_range(0..total, &out)?, None),
-                Some(size) => {
-                    let parts = Parts::open(&ctx.work_dir, "scored", "pairs", size, total)?;
-                    let done = parts.compute(ctx.progress, "score.adapter", |range, file| {
-                        score_range(range, file).map(|_| ())
-                    })?;
-                    (concat_rows::<Scored>(&done.files, &out)?, Some(done))
-                }
-            })
-        })?;
+        let (n, split) = match p.part_rows {
+            None => (score_range(0..total, &out)?, None),
+            Some(size) => {
+                let parts = Parts::open(&ctx.work_dir, "scored", "pairs", size, total)?;
+                let done = parts.compute(ctx.progress, "score.adapter", |range, file| {
+                    score_range(range, file).map(|_| ())
+                })?;
+                (concat_rows::<Scored>(&done.files, &out)?, Some(done))
+            }
+        };
         let seconds = clock.elapsed().as_secs_f64();
         Ok(StageReport {
             metrics: [

@@ -5,10 +5,13 @@
 //!
 //! It streams its candidates a query at a time and spills its pool, as integers (12 bytes
 //! a pair), to a memory-mapped scratch file in its work folder, with the shuffled order
-//! (4 bytes a pair) beside it.
+//! (4 bytes a pair) beside it. Vectors and the pairs of a batch are read with positional
+//! reads; the sweeps through the two scratch files are trimmed ([`Trimmer`]), so what they
+//! add to the resident set is bounded by its budget, except during a shuffle, which maps
+//! the whole order (4 bytes a pair, page cache).
 
 use rrra_common::Result;
-use rrra_common::residency::{FileMapped, trimmed};
+use rrra_common::residency::{FileMapped, Trimmer};
 use rrra_common::schema::ArtifactKind::{Adapter, Candidates, Embeddings};
 use rrra_common::scratch::{Scratch, ScratchWriter};
 use rrra_common::stage::{Port, Stage, StageContext, StageReport};
@@ -18,7 +21,9 @@ use crate::backend::backend_device;
 use crate::labels::Class;
 use crate::pool::for_each_pool;
 use crate::saved::{SavedAdapter, save_adapter};
-use crate::train::{Pairs, PoolPair, TrainAdapterParams, TrainSummary, Vectors, train};
+use crate::train::{
+    PairList, Pairs, PoolPair, Rows, TrainAdapterParams, TrainSummary, Vectors, train,
+};
 
 /// `train.adapter`: stage 2 of RRRA.
 pub struct TrainAdapter;
@@ -55,31 +60,27 @@ impl Stage for TrainAdapter {
         // The pool, spilled as row numbers of the vector files (lookups on disk).
         let mut spill = ScratchWriter::<PoolPair>::create(&ctx.work_dir, "pool-pairs.bin")?;
         let path = ctx.input("candidates")?;
-        // Mapped pages leave the resident set as the passes go (`residency`).
-        trimmed(&[&queries, &docs], || {
-            for_each_pool(path, p.k_p, p.pool, |query, pool| {
-                let q = queries.row_of(query, "query")?;
-                for &(doc, class) in pool {
-                    spill.push(PoolPair::new(q, docs.row_of(doc, "document")?, class))?;
-                }
-                Ok(())
-            })
+        for_each_pool(path, p.k_p, p.pool, |query, pool| {
+            let q = queries.row_of(query, "query")?;
+            for &(doc, class) in pool {
+                spill.push(PoolPair::new(q, docs.row_of(doc, "document")?, class))?;
+            }
+            Ok(())
         })?;
         let pairs = spill.finish()?;
         let mut order = Scratch::<u32>::zeroed(&ctx.work_dir, "order.bin", pairs.as_slice().len())?;
         let data = Pairs {
             vectors: Vectors {
                 dim: queries.dim(),
-                queries: queries.values(),
-                docs: docs.values(),
+                queries: Rows::File(&queries),
+                docs: Rows::File(&docs),
             },
-            pairs: pairs.as_slice(),
+            pairs: PairList::File(&pairs),
         };
         let (order, order_region) = order.values_and_region();
-        let maps: [&dyn FileMapped; 4] = [&queries, &docs, &pairs, &order_region];
-        let (net, shape, summary) = trimmed(&maps, || {
-            train(data, order, p, ctx.seed, &device, ctx.progress)
-        });
+        let maps: [&dyn FileMapped; 2] = [&pairs, &order_region];
+        let trim = Trimmer::new(&maps);
+        let (net, shape, summary) = train(data, order, p, ctx.seed, &device, ctx.progress, &trim)?;
         let saved = SavedAdapter {
             shape,
             params: Some(p.clone()),

@@ -25,10 +25,10 @@ impl Toy {
         Pairs {
             vectors: Vectors {
                 dim: self.dim,
-                queries: &self.queries,
-                docs: &self.docs,
+                queries: Rows::Memory(&self.queries),
+                docs: Rows::Memory(&self.docs),
             },
-            pairs: &self.pairs,
+            pairs: PairList::Memory(&self.pairs),
         }
     }
 
@@ -38,7 +38,17 @@ impl Toy {
         seed: u64,
     ) -> (AdapterNet, AdapterConfig, TrainSummary) {
         let mut order = vec![0; self.pairs.len()];
-        train(self.data(), &mut order, params, seed, &cpu(), &Silent)
+        let trim = Trimmer::new(&[]);
+        train(
+            self.data(),
+            &mut order,
+            params,
+            seed,
+            &cpu(),
+            &Silent,
+            &trim,
+        )
+        .unwrap()
     }
 }
 
@@ -110,11 +120,11 @@ fn training_lowers_the_loss_and_scores_hidden_positives_higher() {
     let first = summary.epoch_loss[0];
     let last = *summary.epoch_loss.last().unwrap();
     assert!(last < 0.8 * first, "loss {first} -> {last}");
-    let scores = score(&net, &data, 100, &cpu(), &mut |_| {});
+    let scores = score(&net, &data, 100, &cpu(), &mut |_| {}).unwrap();
     let mean = |want: bool| {
         let v: Vec<f64> = scores
             .iter()
-            .zip(data.pairs)
+            .zip(data.pairs.as_slice())
             .zip(&hidden)
             .filter(|((_, p), h)| !p.class().gold() && **h == want)
             .map(|((s, _), _)| f64::from(s.s_fn))
@@ -140,8 +150,8 @@ fn same_seed_same_adapter() {
     let mut p = params();
     p.epochs = 2;
     let run = || toy.train(&p, 9).0;
-    let a = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {});
-    let b = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {});
+    let a = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {}).unwrap();
+    let b = score(&run(), &toy.data(), 64, &cpu(), &mut |_| {}).unwrap();
     assert_eq!(a, b);
 }
 

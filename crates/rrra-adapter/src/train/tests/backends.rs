@@ -15,6 +15,7 @@ use super::Toy;
 use crate::labels::Class;
 use crate::saved::{SavedAdapter, save_adapter};
 use crate::train::{PairScores, PoolPair, TrainAdapterParams, score, train};
+use rrra_common::residency::Trimmer;
 
 /// 40 queries with 16 candidates each in 32-d; the first two near the query are labelled.
 fn toy() -> Toy {
@@ -71,8 +72,9 @@ fn other_backends_match_cpu() {
         ..Default::default()
     };
     let cpu = Backend::Cpu.device().unwrap();
-    let (net, shape, summary) = train(data, &mut order, &params, 17, &cpu, &Silent);
-    let on_cpu = score(&net, &data, 100, &cpu, &mut |_| {});
+    let trim = Trimmer::new(&[]);
+    let (net, shape, summary) = train(data, &mut order, &params, 17, &cpu, &Silent, &trim).unwrap();
+    let on_cpu = score(&net, &data, 100, &cpu, &mut |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let saved = SavedAdapter {
         shape,
@@ -89,13 +91,13 @@ fn other_backends_match_cpu() {
         let device = backend.device().unwrap();
         // The cpu adapter's weights, scored there.
         let there = saved.load_net(dir.path(), &device).unwrap();
-        let scores = score(&there, &data, 100, &device, &mut |_| {});
+        let scores = score(&there, &data, 100, &device, &mut |_| {}).unwrap();
         let d = max_diff(&on_cpu, &scores);
         println!("{backend}: cpu weights, max score difference {d:e}");
         assert!(d < 1e-4, "{backend}: scores differ from cpu by {d}");
         // Trained there from the same seed: the same path up to rounding.
-        let (net, _, s) = train(data, &mut order, &params, 17, &device, &Silent);
-        let trained = score(&net, &data, 100, &device, &mut |_| {});
+        let (net, _, s) = train(data, &mut order, &params, 17, &device, &Silent, &trim).unwrap();
+        let trained = score(&net, &data, 100, &device, &mut |_| {}).unwrap();
         let d = max_diff(&on_cpu, &trained);
         println!(
             "{backend}: trained there, max score difference {d:e}, losses {:?} vs cpu {:?}",
