@@ -67,6 +67,12 @@ pub struct TrainConfig {
     pub chunk_size: usize,
     /// Passes over the examples.
     pub epochs: usize,
+    /// Examples per query in each epoch, at most: each epoch draws that many of a query's
+    /// examples at random (seeded by the run's seed and the epoch), so a collection with
+    /// many judged documents a query (NFCorpus: ~40) trains on a budget while every
+    /// positive still gets its turn over the epochs. Unset: every example, every epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_query: Option<usize>,
     /// Peak AdamW learning rate.
     pub lr: f64,
     /// Fraction of the steps with a linearly rising learning rate (then linear decay).
@@ -116,6 +122,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             chunk_size: 64,
             epochs: 1,
+            per_query: None,
             lr: 2e-5,
             warmup_ratio: 0.1,
             weight_decay: 0.01,
@@ -143,10 +150,12 @@ impl TrainConfig {
         if self.batch_size == 0
             || self.chunk_size == 0
             || self.epochs == 0
+            || self.per_query == Some(0)
             || self.export_max_len.is_some_and(|n| n < 2)
         {
             return Err(
-                "params batch_size, chunk_size and epochs must be >= 1, export_max_len >= 2".into(),
+                "params batch_size, chunk_size, epochs and per_query must be >= 1, export_max_len >= 2"
+                    .into(),
             );
         }
         if !(self.checkpoint_secs >= 0.0 && self.checkpoint_secs.is_finite()) {
@@ -314,7 +323,9 @@ pub fn train(
         .with_epsilon(1e-6)
         .init();
 
-    let per_epoch = data.examples.len().div_ceil(config.batch_size);
+    let per_epoch = epoch_order(data, config.per_query, run.seed, 0)
+        .len()
+        .div_ceil(config.batch_size);
     let total = per_epoch * config.epochs;
     let mut log = Vec::with_capacity(total);
     let checkpoint = work_dir.join(CHECKPOINT);
@@ -365,7 +376,7 @@ pub fn train(
     for step in start..total {
         let epoch = step / per_epoch;
         if epoch != order_epoch {
-            order = epoch_order(data.examples.len(), run.seed, epoch);
+            order = epoch_order(data, config.per_query, run.seed, epoch);
             order_epoch = epoch;
         }
         let within = step % per_epoch;
@@ -477,11 +488,29 @@ fn validate(data: &TrainData) -> Result<()> {
     Ok(())
 }
 
-/// The example order of `epoch`: a seeded shuffle, the same on every run.
-fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
+/// The examples of `epoch`, in order: every example (or at most `per_query` of each
+/// query's, drawn first), in a seeded shuffle, the same on every run. Every epoch has the
+/// same number of examples.
+fn epoch_order(data: &TrainData, per_query: Option<usize>, seed: u64, epoch: usize) -> Vec<usize> {
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut order: Vec<usize> = match per_query {
+        None => (0..data.examples.len()).collect(),
+        Some(k) => {
+            let mut by_query: Vec<Vec<usize>> = vec![Vec::new(); data.queries.len()];
+            for (i, e) in data.examples.iter().enumerate() {
+                by_query[e.query].push(i);
+            }
+            by_query
+                .into_iter()
+                .flat_map(|mut examples| {
+                    examples.shuffle(&mut rng);
+                    examples.truncate(k);
+                    examples
+                })
+                .collect()
+        }
+    };
     order.shuffle(&mut rng);
     order
 }
@@ -859,4 +888,44 @@ fn write_checkpoint(
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 3 queries with 5, 1 and 3 examples.
+    fn data() -> TrainData {
+        let example = |query| TrainExample {
+            query,
+            positive: 0,
+            negatives: vec![],
+            weights: None,
+        };
+        TrainData {
+            queries: vec!["a".into(), "b".into(), "c".into()],
+            docs: vec!["d".into()],
+            examples: [0, 0, 1, 0, 2, 2, 0, 2, 0].map(example).to_vec(),
+        }
+    }
+
+    #[test]
+    fn an_epoch_draws_at_most_per_query_examples_of_each_query() {
+        let data = data();
+        let mut all = epoch_order(&data, None, 7, 0);
+        all.sort_unstable();
+        assert_eq!(all, (0..9).collect::<Vec<_>>(), "unset: every example");
+        let mut seen = std::collections::BTreeSet::new();
+        for epoch in 0..30 {
+            let order = epoch_order(&data, Some(2), 7, epoch);
+            assert_eq!(order, epoch_order(&data, Some(2), 7, epoch), "seeded");
+            let mut per = [0; 3];
+            for &i in &order {
+                per[data.examples[i].query] += 1;
+            }
+            assert_eq!(per, [2, 1, 2], "epoch {epoch}: {order:?}");
+            seen.extend(order);
+        }
+        assert_eq!(seen.len(), 9, "over the epochs every example gets its turn");
+    }
 }

@@ -25,6 +25,8 @@ struct RawPipeline {
     #[serde(default)]
     seed: u64,
     data_dir: Option<PathBuf>,
+    #[serde(default)]
+    baseline_row: Option<String>,
     stages: Vec<RawStage>,
 }
 
@@ -39,6 +41,10 @@ struct RawStage {
     params: Option<serde_yaml::Value>,
     #[serde(default)]
     sweep: Option<String>,
+    #[serde(default)]
+    row: Option<String>,
+    #[serde(default)]
+    dev: Option<String>,
 }
 
 /// An input port connected to an output of an upstream stage.
@@ -60,6 +66,13 @@ pub struct StageNode {
     /// over that param, which `report` plots against the metrics evaluated downstream. Not
     /// part of the cache key.
     pub sweep: Option<String>,
+    /// The `row:` label of an `eval.trec` stage: the stage is the test result of one
+    /// setting of ablation row `row`; `report` lists, per row, the setting whose `dev`
+    /// evaluation scores best. Not part of the cache key.
+    pub row: Option<String>,
+    /// The `dev:` label beside `row:`: the id of the `eval.trec` stage that evaluates the
+    /// same system on the dev queries, which chooses among the row's settings.
+    pub dev: Option<String>,
 }
 
 /// A validated pipeline; `stages` are in a topological order (every stage after its inputs).
@@ -71,6 +84,9 @@ pub struct Pipeline {
     pub data_dir: Option<PathBuf>,
     /// The directory relative paths in params resolve against.
     pub base_dir: PathBuf,
+    /// The ablation row the others are compared with (`baseline_row:`, one of the stages'
+    /// `row:` labels).
+    pub baseline_row: Option<String>,
     pub stages: Vec<StageNode>,
 }
 
@@ -203,8 +219,19 @@ impl Pipeline {
                 None | Some(serde_yaml::Value::Null) => {
                     serde_json::Value::Object(Default::default())
                 }
-                Some(v) => serde_json::to_value(v)
-                    .map_err(|e| err(Some(line), format!("stage {:?}: params: {e}", s.id)))?,
+                Some(v) => {
+                    // YAML merge keys (`{<<: *train, epochs: 2}`): a variant of an anchored
+                    // params block, the anchor's values under the ones written beside it.
+                    let mut v = v.clone();
+                    v.apply_merge().map_err(|e| {
+                        err(
+                            Some(line),
+                            format!("stage {:?}: params: merge key: {e}", s.id),
+                        )
+                    })?;
+                    serde_json::to_value(v)
+                        .map_err(|e| err(Some(line), format!("stage {:?}: params: {e}", s.id)))?
+                }
             };
             let prepared = stage.prepare(&params).map_err(|e| {
                 let at = e
@@ -227,7 +254,51 @@ impl Pipeline {
                     ),
                 ));
             }
+            let eval_only = |key: &str, present: bool| -> Result<(), PipelineError> {
+                if present && s.kind != "eval.trec" {
+                    return Err(err(
+                        loc.key(line, end_of(i), key).or(Some(line)),
+                        format!(
+                            "stage {:?} ({}): {key}: labels an ablation result; expected it on an eval.trec stage",
+                            s.id, s.kind
+                        ),
+                    ));
+                }
+                Ok(())
+            };
+            eval_only("row", s.row.is_some())?;
+            eval_only("dev", s.dev.is_some())?;
+            if let Some(dev) = &s.dev {
+                let at = loc.key(line, end_of(i), "dev").or(Some(line));
+                if s.row.is_none() {
+                    return Err(err(
+                        at,
+                        format!("stage {:?}: dev: {dev:?} without row:; expected both", s.id),
+                    ));
+                }
+                match index.get(dev.as_str()) {
+                    Some(&d) if d != i && raw.stages[d].kind == "eval.trec" => {}
+                    _ => {
+                        return Err(err(
+                            at,
+                            format!(
+                                "stage {:?}: dev: {dev:?} names no other eval.trec stage; \
+                                 expected the id of the dev-query evaluation of the same system",
+                                s.id
+                            ),
+                        ));
+                    }
+                }
+            }
             stages.push((stage, prepared));
+        }
+        if let Some(baseline) = &raw.baseline_row
+            && !raw.stages.iter().any(|s| s.row.as_ref() == Some(baseline))
+        {
+            return Err(err(
+                loc.key(1, usize::MAX, "baseline_row"),
+                format!("baseline_row: {baseline:?} is no stage's row: label"),
+            ));
         }
 
         // Inputs.
@@ -313,6 +384,8 @@ impl Pipeline {
                 prepared,
                 line,
                 sweep: s.sweep.clone(),
+                row: s.row.clone(),
+                dev: s.dev.clone(),
             });
         }
 
@@ -334,6 +407,7 @@ impl Pipeline {
             seed: raw.seed,
             data_dir: raw.data_dir.map(|d| base_dir.join(d)),
             base_dir,
+            baseline_row: raw.baseline_row,
             stages,
         })
     }

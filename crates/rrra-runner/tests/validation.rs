@@ -102,6 +102,41 @@ const CASES: &[(&str, &str, &str, usize, &str)] = &[
         "sweep: \"k9\" names no numeric param of retrieve.bm25",
     ),
     (
+        "ablation row on a stage that is no evaluation",
+        "    params:\n      k1: 0.9",
+        "    row: bm25\n    params:\n      k1: 0.9",
+        9,
+        "row: labels an ablation result; expected it on an eval.trec stage",
+    ),
+    (
+        "dev evaluation that is no stage",
+        "    inputs: {run: bm25.run, qrels: src.qrels}",
+        "    row: bm25\n    dev: evl\n    inputs: {run: bm25.run, qrels: src.qrels}",
+        14,
+        "dev: \"evl\" names no other eval.trec stage",
+    ),
+    (
+        "dev evaluation without a row",
+        "    inputs: {run: bm25.run, qrels: src.qrels}",
+        "    dev: eval\n    inputs: {run: bm25.run, qrels: src.qrels}",
+        13,
+        "dev: \"eval\" without row:",
+    ),
+    (
+        "baseline row no stage carries",
+        "name: t",
+        "name: t\nbaseline_row: SimANS",
+        2,
+        "baseline_row: \"SimANS\" is no stage's row: label",
+    ),
+    (
+        "merge key that is no mapping",
+        "    params:\n      k1: 0.9",
+        "    params:\n      <<: 3\n      k1: 0.9",
+        6,
+        "params: merge key",
+    ),
+    (
         "unknown top-level key",
         "name: t",
         "nmae: t",
@@ -141,6 +176,33 @@ fn a_sweep_label_is_kept_and_stays_out_of_the_params() {
     assert_eq!(
         p.stages[bm25(&p)].prepared.params,
         plain.stages[bm25(&plain)].prepared.params
+    );
+}
+
+#[test]
+fn ablation_labels_are_kept_and_stay_out_of_the_params() {
+    let text = format!(
+        "baseline_row: bm25\n{}  - id: eval-dev
+    kind: eval.trec
+    inputs: {{run: bm25.run, qrels: src.qrels}}
+",
+        GOOD.replacen(
+            "    inputs: {run: bm25.run, qrels: src.qrels}",
+            "    row: bm25\n    dev: eval-dev\n    inputs: {run: bm25.run, qrels: src.qrels}",
+            1,
+        )
+    );
+    let p = Pipeline::parse(Path::new("p.yaml"), &text).unwrap();
+    let eval = &p.stages[p.position("eval").unwrap()];
+    assert_eq!(
+        (eval.row.as_deref(), eval.dev.as_deref()),
+        (Some("bm25"), Some("eval-dev"))
+    );
+    assert_eq!(p.baseline_row.as_deref(), Some("bm25"));
+    let dev = &p.stages[p.position("eval-dev").unwrap()];
+    assert_eq!(
+        (dev.row.as_deref(), &dev.prepared.params),
+        (None, &eval.prepared.params)
     );
 }
 
@@ -258,6 +320,61 @@ fn every_shipped_pipeline_validates() {
         if let Err(e) = Pipeline::load(&file) {
             panic!("{} does not validate: {e}", file.display());
         }
+    }
+}
+
+/// The ablations of issue #17: every row's settings, each with a dev evaluation where the
+/// row has several, and the epochs-2 variants (YAML merge keys) equal to the anchored
+/// training block but for `epochs`.
+#[test]
+fn the_dev_chosen_ablations_vary_only_what_their_rows_choose() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let want = [
+        ("zero-shot", 1),
+        ("uniform", 2),
+        ("SimANS", 4),
+        ("TriSampler", 2),
+        ("margin", 2),
+        ("RRRA resample", 6),
+        ("rerank-only", 3),
+        ("RRRA full", 12),
+        ("RRRA joint", 2),
+        ("RRRA joint full", 4),
+    ];
+    for name in [
+        "scifact-dev-ablation",
+        "nfcorpus-ablation",
+        "nfcorpus-shallow-ablation",
+    ] {
+        let p = Pipeline::load(&dir.join(format!("{name}.yaml"))).unwrap();
+        assert_eq!(p.baseline_row.as_deref(), Some("SimANS"), "{name}");
+        for (row, n) in want {
+            let settings: Vec<_> = p
+                .stages
+                .iter()
+                .filter(|s| s.row.as_deref() == Some(row))
+                .collect();
+            assert_eq!(settings.len(), n, "{name}: row {row}");
+            if n > 1 {
+                assert!(settings.iter().all(|s| s.dev.is_some()), "{name}: {row}");
+            }
+        }
+        let params = |id: &str| &p.stages[p.position(id).unwrap()].prepared.params;
+        let (mut one, two) = (
+            params("simans-a200-e1-train").clone(),
+            params("simans-a200-e2-train"),
+        );
+        assert_eq!(one["epochs"], 1, "{name}");
+        one["epochs"] = 2.into();
+        assert_eq!(
+            &one, two,
+            "{name}: the epochs-2 setting differs in epochs only"
+        );
+        let joint = params("joint-e2-train");
+        assert_eq!(
+            joint["encoder"], *two,
+            "{name}: train.joint's encoder budget"
+        );
     }
 }
 

@@ -8,8 +8,11 @@
 //! hidden relevant vs other mined negatives, and sweep curves when a pipeline reranks with
 //! several λ or resamples with several γ. Over several seeds it adds each measure's mean ±
 //! sd, bars with the seeds' sd, and every `eval.compare` re-tested on the per-query values
-//! averaged over the seeds.
+//! averaged over the seeds. A pipeline whose `eval.trec` stages carry `row:` and `dev:`
+//! labels gets the ablation table with settings chosen on dev queries ([`ablation`]); the
+//! test results of the settings not chosen are left out of every table and plot.
 
+mod ablation;
 mod collect;
 mod plots;
 mod statistics;
@@ -54,8 +57,17 @@ pub fn report(
         let mut per_seed = Vec::new();
         for &seed in &seeds {
             p.seed = seed;
-            let all = entries(&p, &data_dir)?;
+            per_seed.push(entries(&p, &data_dir)?);
+        }
+        let choices = ablation::choose(&p, &per_seed);
+        let not_chosen: Vec<usize> = (0..p.stages.len())
+            .filter(|&at| p.stages[at].row.is_some() && choices.iter().all(|c| c.at != at))
+            .collect();
+        for (all, &seed) in per_seed.iter_mut().zip(&seeds) {
             let fresh = all.iter().flatten().count();
+            for &at in &not_chosen {
+                all[at] = None;
+            }
             writeln!(
                 md,
                 "## Pipeline `{}` ({}, seed {seed})\n\n{fresh} of {} stages are in the cache.\n",
@@ -63,23 +75,31 @@ pub fn report(
                 file.display(),
                 p.stages.len()
             )?;
+            if !not_chosen.is_empty() {
+                writeln!(
+                    md,
+                    "The test results of the {} ablation settings not chosen on dev queries \
+                     are left out.\n",
+                    not_chosen.len()
+                )?;
+            }
             let tag = if seeds.len() > 1 {
                 format!("-s{seed}")
             } else {
                 String::new()
             };
-            retrieval(&p, &all, out, &tag, &mut md)?;
-            compares(&all, &mut md)?;
-            detection(&p, &all, out, &tag, &mut md)?;
-            adapters(&all, &mut md)?;
-            sweeps(&p, &all, out, &tag, &mut md)?;
-            costs(&all, &mut md)?;
-            per_seed.push(all);
+            retrieval(&p, all, out, &tag, &mut md)?;
+            compares(all, &mut md)?;
+            detection(&p, all, out, &tag, &mut md)?;
+            adapters(all, &mut md)?;
+            sweeps(&p, all, out, &tag, &mut md)?;
+            costs(all, &mut md)?;
         }
         if seeds.len() > 1 {
             writeln!(md, "## `{}` over seeds {seeds:?}\n", p.name)?;
             over_seeds(&p, &per_seed, out, &mut md)?;
         }
+        ablation::ablation(&p, &per_seed, &choices, &mut md)?;
     }
     let path = out.join("report.md");
     std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;

@@ -1,0 +1,138 @@
+//! `cargo xtask report` on a pipeline with `row:`/`dev:` labels: per row the setting with
+//! the best mean dev nDCG@10 over the seeds is chosen, only its test result is reported,
+//! and it is tested against the `baseline_row`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn xtask(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xtask {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cells of a Markdown table's rows.
+fn cells(line: &str) -> Vec<&str> {
+    line.split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The rows of the table under `heading`, header and rule left out.
+fn table<'a>(md: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+    let at = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in\n{md}"));
+    md[at..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(cells)
+        .collect()
+}
+
+/// Stage names and values of `b`.
+const SETTINGS: [(&str, &str); 3] = [("b0", "0.0"), ("b4", "0.4"), ("b9", "0.9")];
+
+/// BM25 at three settings of `b`, evaluated on two halves of SciFact's test queries
+/// (`qrels.split`, drawn per seed): "dev" chooses, "test" reports.
+fn pipeline(scifact: &str) -> String {
+    let mut text = format!(
+        "name: ablation\nseed: 1\nbaseline_row: flat\nstages:\n\
+         - id: scifact\n  kind: ingest.beir\n  params: {{path: {scifact}, split: test}}\n\
+         - id: halves\n  kind: qrels.split\n  inputs: {{qrels: scifact.qrels}}\n  params: {{test_fraction: 0.5}}\n"
+    );
+    for (name, b) in SETTINGS {
+        text += &format!(
+            "- id: {name}\n  kind: retrieve.bm25\n  inputs: {{corpus: scifact.corpus, queries: scifact.queries}}\n  params: {{b: {b}, top_k: 100}}\n\
+             - id: {name}-dev\n  kind: eval.trec\n  inputs: {{run: {name}.run, qrels: halves.train}}\n\
+             - id: {name}-test\n  kind: eval.trec\n  row: bm25\n  dev: {name}-dev\n  inputs: {{run: {name}.run, qrels: halves.test}}\n"
+        );
+    }
+    text +=
+        "- id: flat\n  kind: eval.trec\n  row: flat\n  inputs: {run: b0.run, qrels: halves.test}\n";
+    text
+}
+
+#[test]
+fn the_setting_best_on_dev_is_the_one_reported_on_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let scifact = repo.join("data/scifact").display().to_string();
+    let file = dir.path().join("ablation.yaml");
+    std::fs::write(&file, pipeline(&scifact)).unwrap();
+    let file = file.display().to_string();
+    let data = dir.path().join("data").display().to_string();
+    for seed in ["1", "2"] {
+        xtask(&["run", &file, "--data-dir", &data, "--seed", seed]);
+    }
+    let out = dir.path().join("report").display().to_string();
+    xtask(&[
+        "report",
+        &file,
+        "--data-dir",
+        &data,
+        "--seeds",
+        "1,2",
+        "--out",
+        &out,
+    ]);
+    let md = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+
+    // Dev selection: row, setting, mean dev nDCG@10, choice. The chosen one is the best.
+    let tried = table(&md, "### Dev selection");
+    assert_eq!(tried.len(), 3, "{tried:?}");
+    let best = tried
+        .iter()
+        .max_by(|a, b| {
+            a[2].parse::<f64>()
+                .unwrap()
+                .total_cmp(&b[2].parse().unwrap())
+        })
+        .unwrap();
+    assert_eq!(best.get(3), Some(&"chosen"), "{tried:?}");
+    assert_eq!(
+        tried.iter().filter(|r| r.get(3) == Some(&"chosen")).count(),
+        1
+    );
+    assert!(
+        best[1].starts_with("b = ") && best[1].ends_with("(retrieve.bm25)"),
+        "{best:?}"
+    );
+
+    // The ablation table: the bm25 row reports its chosen setting, the flat row is the
+    // baseline; the verdict follows p and Δ.
+    let rows = table(&md, "### Ablation, settings chosen on dev queries");
+    let bm25 = rows.iter().find(|r| r[0] == "bm25").expect("bm25 row");
+    assert_eq!((bm25[1], bm25[2]), (best[1], "3/3"), "{bm25:?}");
+    let flat = rows.iter().find(|r| r[0] == "flat").expect("flat row");
+    assert_eq!(flat[5], "baseline", "{flat:?}");
+    let (delta, p): (f64, f64) = (bm25[5].parse().unwrap(), bm25[7].parse().unwrap());
+    let verdict = match (p < 0.05, delta > 0.0) {
+        (true, true) => "better".to_string(),
+        (true, false) => "worse".to_string(),
+        (false, _) => format!("tied: no effect > {}", bm25[9]),
+    };
+    assert_eq!(bm25[10], verdict, "{bm25:?}");
+
+    // The test results of the settings not chosen appear nowhere; the chosen one does.
+    let (chosen, _) = SETTINGS
+        .into_iter()
+        .find(|(_, b)| best[1] == format!("b = {b} (retrieve.bm25)"))
+        .expect("chosen stage");
+    for (name, _) in SETTINGS {
+        assert_eq!(
+            md.contains(&format!("{name}-test")),
+            name == chosen,
+            "{name}-test in the report"
+        );
+    }
+}
