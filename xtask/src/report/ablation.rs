@@ -13,7 +13,7 @@ use rrra_common::report::text_table;
 use rrra_runner::Pipeline;
 
 use super::collect::Entry;
-use super::statistics::{mean_sd, seed_average};
+use super::statistics::{Paired, mean_sd, seed_average};
 
 /// The measure settings are chosen and compared on.
 const MEASURE: &str = "nDCG@10";
@@ -221,31 +221,24 @@ pub(super) fn ablation(
                     rows.push(row);
                     continue;
                 };
-                let queries: Vec<&String> = x.keys().filter(|q| y.contains_key(*q)).collect();
-                let x: Vec<f64> = queries.iter().map(|q| x[*q]).collect();
-                let y: Vec<f64> = queries.iter().map(|q| y[*q]).collect();
-                let diff = (x.iter().sum::<f64>() - y.iter().sum::<f64>()) / x.len().max(1) as f64;
+                let Some(test) = Paired::test(x, y)? else {
+                    row.extend(["–"; 6].map(String::from));
+                    rows.push(row);
+                    continue;
+                };
                 let base_values = measure(&base_test).expect("chosen");
                 let won = values
                     .iter()
                     .zip(&base_values)
                     .filter(|(c, b)| c > b)
                     .count();
-                let t = rrra_eval::paired_t_test(&x, &y)?;
-                let r = rrra_eval::randomisation_test(&x, &y, 10_000, 0)?;
-                let detectable = rrra_eval::detectable_difference(&x, &y, 0.05, 0.8)?;
-                let verdict = match (t.p_value < 0.05, diff > 0.0) {
-                    (true, true) => "better".to_string(),
-                    (true, false) => "worse".to_string(),
-                    (false, _) => format!("tied: no effect > {detectable:.4}"),
-                };
                 row.extend([
-                    format!("{diff:+.4}"),
+                    format!("{:+.4}", test.diff),
                     format!("{won}/{}", values.len()),
-                    format!("{:.4}", t.p_value),
-                    format!("{r:.4}"),
-                    format!("{detectable:.4}"),
-                    verdict,
+                    format!("{:.4}", test.t),
+                    format!("{:.4}", test.randomisation),
+                    format!("{:.4}", test.detectable),
+                    test.verdict(),
                 ]);
             }
             (Some(_), _) => row.extend(["baseline", "", "", "", "", ""].map(String::from)),

@@ -35,6 +35,50 @@ pub(super) fn mean_ci(values: &[f64]) -> (f64, f64) {
     (mean, t * sd / n.sqrt())
 }
 
+/// A paired comparison of per-query values on the queries both sides have.
+pub(super) struct Paired {
+    /// Mean of candidate − baseline.
+    pub(super) diff: f64,
+    /// Two-sided p of the paired t-test.
+    pub(super) t: f64,
+    /// p of a randomisation test (10,000 sign flips).
+    pub(super) randomisation: f64,
+    /// The smallest difference the paired t-test over these queries detects at p < 0.05
+    /// with 80% power.
+    pub(super) detectable: f64,
+}
+
+impl Paired {
+    /// Candidate `a` against baseline `z` (query → value); `None` for fewer than two
+    /// queries in common.
+    pub(super) fn test(
+        a: &BTreeMap<String, f64>,
+        z: &BTreeMap<String, f64>,
+    ) -> Result<Option<Self>> {
+        let queries: Vec<&String> = a.keys().filter(|q| z.contains_key(*q)).collect();
+        if queries.len() < 2 {
+            return Ok(None);
+        }
+        let x: Vec<f64> = queries.iter().map(|q| a[*q]).collect();
+        let y: Vec<f64> = queries.iter().map(|q| z[*q]).collect();
+        Ok(Some(Paired {
+            diff: (x.iter().sum::<f64>() - y.iter().sum::<f64>()) / x.len() as f64,
+            t: rrra_eval::paired_t_test(&x, &y)?.p_value,
+            randomisation: rrra_eval::randomisation_test(&x, &y, 10_000, 0)?,
+            detectable: rrra_eval::detectable_difference(&x, &y, 0.05, 0.8)?,
+        }))
+    }
+
+    /// "better" or "worse" at p < 0.05 (t-test), else "tied: no effect > detectable".
+    pub(super) fn verdict(&self) -> String {
+        match (self.t < 0.05, self.diff > 0.0) {
+            (true, true) => "better".to_string(),
+            (true, false) => "worse".to_string(),
+            (false, _) => format!("tied: no effect > {:.4}", self.detectable),
+        }
+    }
+}
+
 /// Per query, the values of every measure averaged over the seeds' `eval.trec` entries
 /// (queries every seed evaluated): measure -> query -> mean.
 pub(super) fn seed_average(entries: &[&Entry]) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {

@@ -21,7 +21,7 @@ use rrra_runner::Pipeline;
 
 use super::collect::{Entry, edge, upstream};
 use super::plots::{bar_chart, histogram};
-use super::statistics::{mean_ci, mean_sd, seed_average};
+use super::statistics::{Paired, mean_ci, mean_sd, seed_average};
 
 const MEASURES: [&str; 4] = ["nDCG@10", "MRR@10", "R@100", "MAP"];
 
@@ -252,13 +252,9 @@ pub(super) fn over_seeds(
             let (Some(a), Some(z)) = (cand_avg.get(measure), base_avg.get(measure)) else {
                 continue;
             };
-            let queries: Vec<&String> = a.keys().filter(|q| z.contains_key(*q)).collect();
-            if queries.len() < 2 {
+            let Some(test) = Paired::test(a, z)? else {
                 continue;
-            }
-            let x: Vec<f64> = queries.iter().map(|q| a[*q]).collect();
-            let y: Vec<f64> = queries.iter().map(|q| z[*q]).collect();
-            let diff = (x.iter().sum::<f64>() - y.iter().sum::<f64>()) / x.len() as f64;
+            };
             let wins = cand
                 .iter()
                 .zip(&base)
@@ -267,24 +263,16 @@ pub(super) fn over_seeds(
                     matches!((m(c), m(b)), (Some(c), Some(b)) if c > b)
                 })
                 .count();
-            let t = rrra_eval::paired_t_test(&x, &y)?;
-            let r = rrra_eval::randomisation_test(&x, &y, 10_000, 0)?;
-            let detectable = rrra_eval::detectable_difference(&x, &y, 0.05, 0.8)?;
-            let verdict = match (t.p_value < 0.05, diff > 0.0) {
-                (true, true) => "better".to_string(),
-                (true, false) => "worse".to_string(),
-                (false, _) => format!("tied: no effect > {detectable:.4}"),
-            };
             rows.push(vec![
                 p.stages[c].id.clone(),
                 p.stages[b].id.clone(),
                 measure.to_string(),
-                format!("{diff:+.4}"),
+                format!("{:+.4}", test.diff),
                 format!("{wins}/{}", per_seed.len()),
-                format!("{:.4}", t.p_value),
-                format!("{r:.4}"),
-                format!("{detectable:.4}"),
-                verdict,
+                format!("{:.4}", test.t),
+                format!("{:.4}", test.randomisation),
+                format!("{:.4}", test.detectable),
+                test.verdict(),
             ]);
         }
     }
