@@ -26,6 +26,35 @@ fn cells(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Writes `pipeline` into `dir`, runs it at seeds 1 and 2 and returns the report over both.
+fn report_over_two_seeds(dir: &Path, pipeline: &str) -> String {
+    let file = dir.join("pipeline.yaml");
+    std::fs::write(&file, pipeline).unwrap();
+    let file = file.display().to_string();
+    let data = dir.join("data").display().to_string();
+    for seed in ["1", "2"] {
+        xtask(&["run", &file, "--data-dir", &data, "--seed", seed]);
+    }
+    let out = dir.join("report").display().to_string();
+    xtask(&[
+        "report",
+        &file,
+        "--data-dir",
+        &data,
+        "--seeds",
+        "1,2",
+        "--out",
+        &out,
+    ]);
+    std::fs::read_to_string(dir.join("report/report.md")).unwrap()
+}
+
+/// The shipped SciFact folder.
+fn scifact() -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    repo.join("data/scifact").display().to_string()
+}
+
 /// The nDCG@10 row of candidate `first` in the table of paired tests over seeds.
 fn row<'a>(md: &'a str, first: &str) -> Vec<&'a str> {
     let table = &md[md
@@ -41,8 +70,7 @@ fn row<'a>(md: &'a str, first: &str) -> Vec<&'a str> {
 #[test]
 fn report_over_seeds_gives_the_detectable_difference_and_a_verdict() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let scifact = repo.join("data/scifact").display().to_string();
+    let scifact = scifact();
     // BM25 with its usual b against BM25 without length normalisation, and BM25 against
     // itself: a real difference and an exact tie.
     let pipeline = format!(
@@ -55,25 +83,7 @@ fn report_over_seeds_gives_the_detectable_difference_and_a_verdict() {
          - id: flat-vs-usual\n  kind: eval.compare\n  inputs: {{baseline: eval-usual.metrics, candidate: eval-flat.metrics}}\n  params: {{trials: 100}}\n\
          - id: same\n  kind: eval.compare\n  inputs: {{baseline: eval-usual.metrics, candidate: eval-usual.metrics}}\n  params: {{trials: 100}}\n"
     );
-    let file = dir.path().join("seeds.yaml");
-    std::fs::write(&file, pipeline).unwrap();
-    let file = file.display().to_string();
-    let data = dir.path().join("data").display().to_string();
-    for seed in ["1", "2"] {
-        xtask(&["run", &file, "--data-dir", &data, "--seed", seed]);
-    }
-    let out = dir.path().join("report").display().to_string();
-    xtask(&[
-        "report",
-        &file,
-        "--data-dir",
-        &data,
-        "--seeds",
-        "1,2",
-        "--out",
-        &out,
-    ]);
-    let md = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+    let md = report_over_two_seeds(dir.path(), &pipeline);
     let header = md
         .lines()
         .find(|l| l.contains("p (randomisation)") && l.contains("seeds won"))
@@ -146,27 +156,7 @@ fn pipeline(scifact: &str) -> String {
 #[test]
 fn the_setting_best_on_dev_is_the_one_reported_on_test() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let scifact = repo.join("data/scifact").display().to_string();
-    let file = dir.path().join("ablation.yaml");
-    std::fs::write(&file, pipeline(&scifact)).unwrap();
-    let file = file.display().to_string();
-    let data = dir.path().join("data").display().to_string();
-    for seed in ["1", "2"] {
-        xtask(&["run", &file, "--data-dir", &data, "--seed", seed]);
-    }
-    let out = dir.path().join("report").display().to_string();
-    xtask(&[
-        "report",
-        &file,
-        "--data-dir",
-        &data,
-        "--seeds",
-        "1,2",
-        "--out",
-        &out,
-    ]);
-    let md = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+    let md = report_over_two_seeds(dir.path(), &pipeline(&scifact()));
 
     // Dev selection: row, setting, mean dev nDCG@10, choice. The chosen one is the best.
     let tried = table(&md, "### Dev selection");
