@@ -285,16 +285,37 @@ pub fn process_alive(pid: u32) -> bool {
         })
 }
 
-/// This machine's name as [`scratch_tag`] writes it: `[A-Za-z0-9_]` only (no `-` or `.`).
-pub fn scratch_host() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This machine's name (the kernel's, else `/etc/hostname`, `$HOSTNAME`, `$COMPUTERNAME`,
+/// else `localhost`) for file names: characters outside `[A-Za-z0-9]` and `keep` become
+/// `_`, so the name never holds the `-` that separates it from a pid.
+pub fn host_label(keep: &[char]) -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    host.trim()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || keep.contains(&c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// This machine's name as [`scratch_tag`] writes it: `[A-Za-z0-9_]` only (no `-` or `.`).
+pub fn scratch_host() -> String {
+    host_label(&[])
 }
 
 fn pq(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Error + '_ {

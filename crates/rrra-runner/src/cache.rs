@@ -263,28 +263,7 @@ fn scratch_owner(name: &str) -> Option<ScratchOwner<'_>> {
 /// This machine's name as used in scratch folder names: `[A-Za-z0-9.]`, other characters
 /// replaced by `_` (so the name never holds the `-` that separates it from the pid).
 pub fn host_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    let name: String = raw
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() {
-        "localhost".into()
-    } else {
-        name
-    }
+    rrra_common::parts::host_label(&['.'])
 }
 
 /// Whether process `pid` of this host is running (shared with the part scratch sweeps; the
