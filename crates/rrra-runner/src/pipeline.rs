@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use rrra_common::stage::Stage;
+use rrra_eval::stages::EvalTrec;
 use serde::Deserialize;
 
 use crate::registry::{self, DynStage, Prepared};
@@ -255,7 +257,7 @@ impl Pipeline {
                 ));
             }
             let eval_only = |key: &str, present: bool| -> Result<(), PipelineError> {
-                if present && s.kind != "eval.trec" {
+                if present && s.kind != EvalTrec::KIND {
                     return Err(err(
                         loc.key(line, end_of(i), key).or(Some(line)),
                         format!(
@@ -277,7 +279,7 @@ impl Pipeline {
                     ));
                 }
                 match index.get(dev.as_str()) {
-                    Some(&d) if d != i && raw.stages[d].kind == "eval.trec" => {}
+                    Some(&d) if d != i && raw.stages[d].kind == EvalTrec::KIND => {}
                     _ => {
                         return Err(err(
                             at,

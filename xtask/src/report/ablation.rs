@@ -12,7 +12,7 @@ use anyhow::Result;
 use rrra_common::report::text_table;
 use rrra_runner::Pipeline;
 
-use super::collect::Entry;
+use super::collect::{Entry, in_every_seed};
 use super::statistics::{Paired, mean_sd, seed_average};
 
 /// The measure settings are chosen and compared on.
@@ -27,11 +27,6 @@ pub(super) struct Choice {
     pub(super) dev: Option<Vec<f64>>,
     pub(super) settings: usize,
     pub(super) tried: Vec<(usize, Option<f64>)>,
-}
-
-/// `entries` of stage `at` in every seed.
-fn in_every_seed(per_seed: &[Vec<Option<Entry>>], at: usize) -> Option<Vec<&Entry>> {
-    per_seed.iter().map(|all| all[at].as_ref()).collect()
 }
 
 /// `MEASURE` of each entry (all of them, or none).
@@ -216,30 +211,22 @@ pub(super) fn ablation(
             (Some(b), Some(base)) if b.at != c.at => {
                 let cand = seed_average(&test)?;
                 let base_test = in_every_seed(per_seed, b.at).expect("chosen");
-                let (Some(x), Some(y)) = (cand.get(MEASURE), base.get(MEASURE)) else {
-                    row.extend(["–"; 6].map(String::from));
-                    rows.push(row);
-                    continue;
+                let paired = match (cand.get(MEASURE), base.get(MEASURE)) {
+                    (Some(x), Some(y)) => Paired::test(x, y)?,
+                    _ => None,
                 };
-                let Some(test) = Paired::test(x, y)? else {
-                    row.extend(["–"; 6].map(String::from));
-                    rows.push(row);
-                    continue;
-                };
-                let base_values = measure(&base_test).expect("chosen");
-                let won = values
-                    .iter()
-                    .zip(&base_values)
-                    .filter(|(c, b)| c > b)
-                    .count();
-                row.extend([
-                    format!("{:+.4}", test.diff),
-                    format!("{won}/{}", values.len()),
-                    format!("{:.4}", test.t),
-                    format!("{:.4}", test.randomisation),
-                    format!("{:.4}", test.detectable),
-                    test.verdict(),
-                ]);
+                match paired {
+                    Some(paired) => {
+                        let base_values = measure(&base_test).expect("chosen");
+                        let won = values
+                            .iter()
+                            .zip(&base_values)
+                            .filter(|(c, b)| c > b)
+                            .count();
+                        row.extend(paired.cells(won, values.len()));
+                    }
+                    None => row.extend(["–"; 6].map(String::from)),
+                }
             }
             (Some(_), _) => row.extend(["baseline", "", "", "", "", ""].map(String::from)),
             (None, _) => row.extend(["–"; 6].map(String::from)),

@@ -46,6 +46,11 @@ pub(super) fn entries(p: &Pipeline, data_dir: &Path) -> Result<Vec<Option<Entry>
         .collect()
 }
 
+/// The entries of stage `at` in every seed's entries (`None` unless every seed has it).
+pub(super) fn in_every_seed(per_seed: &[Vec<Option<Entry>>], at: usize) -> Option<Vec<&Entry>> {
+    per_seed.iter().map(|all| all[at].as_ref()).collect()
+}
+
 /// The edge into input `port` of stage `at`.
 pub(super) fn edge<'p>(p: &'p Pipeline, at: usize, port: &str) -> Option<&'p Edge> {
     p.stages[at].inputs.iter().find(|e| e.port == port)

@@ -69,6 +69,19 @@ impl Paired {
         }))
     }
 
+    /// The table cells: Δ, seeds won (`won` of `seeds`), p (t), p (randomisation),
+    /// detectable Δ, verdict.
+    pub(super) fn cells(&self, won: usize, seeds: usize) -> [String; 6] {
+        [
+            format!("{:+.4}", self.diff),
+            format!("{won}/{seeds}"),
+            format!("{:.4}", self.t),
+            format!("{:.4}", self.randomisation),
+            format!("{:.4}", self.detectable),
+            self.verdict(),
+        ]
+    }
+
     /// "better" or "worse" at p < 0.05 (t-test), else "tied: no effect > detectable".
     pub(super) fn verdict(&self) -> String {
         match (self.t < 0.05, self.diff > 0.0) {

@@ -19,7 +19,7 @@ use rrra_rerank::RerankAdapter;
 use rrra_resample::ResampleRrra;
 use rrra_runner::Pipeline;
 
-use super::collect::{Entry, edge, upstream};
+use super::collect::{Entry, edge, in_every_seed, upstream};
 use super::plots::{bar_chart, histogram};
 use super::statistics::{Paired, mean_ci, mean_sd, seed_average};
 
@@ -186,9 +186,7 @@ pub(super) fn over_seeds(
     out: &Path,
     md: &mut String,
 ) -> Result<()> {
-    let in_every_seed = |at: usize| -> Option<Vec<&Entry>> {
-        per_seed.iter().map(|all| all[at].as_ref()).collect()
-    };
+    let in_every_seed = |at: usize| in_every_seed(per_seed, at);
     // (stage id, measure) -> value per seed, for the measures every seed reported.
     let mut spread: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut bars = Vec::new();
@@ -263,17 +261,13 @@ pub(super) fn over_seeds(
                     matches!((m(c), m(b)), (Some(c), Some(b)) if c > b)
                 })
                 .count();
-            rows.push(vec![
+            let mut row = vec![
                 p.stages[c].id.clone(),
                 p.stages[b].id.clone(),
                 measure.to_string(),
-                format!("{:+.4}", test.diff),
-                format!("{wins}/{}", per_seed.len()),
-                format!("{:.4}", test.t),
-                format!("{:.4}", test.randomisation),
-                format!("{:.4}", test.detectable),
-                test.verdict(),
-            ]);
+            ];
+            row.extend(test.cells(wins, per_seed.len()));
+            rows.push(row);
         }
     }
     if !rows.is_empty() {
