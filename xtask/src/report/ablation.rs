@@ -186,10 +186,13 @@ pub(super) fn ablation(
         .baseline_row
         .as_deref()
         .and_then(|b| choices.iter().find(|c| c.row == b));
-    let base_avg = match baseline {
-        Some(b) => Some(seed_average(
-            &in_every_seed(per_seed, b.at).expect("chosen"),
-        )?),
+    // The baseline's stage, its per-query values averaged over the seeds, and its
+    // value per seed: computed once, compared with every other row.
+    let base = match baseline {
+        Some(b) => {
+            let test = in_every_seed(per_seed, b.at).expect("chosen");
+            Some((b.at, seed_average(&test)?, measure(&test).expect("chosen")))
+        }
         None => None,
     };
     let mut rows = Vec::new();
@@ -207,20 +210,18 @@ pub(super) fn ablation(
             }),
             format!("{mean:.4} ± {sd:.4}"),
         ];
-        match (baseline, &base_avg) {
-            (Some(b), Some(base)) if b.at != c.at => {
+        match &base {
+            Some((at, base_avg, base_values)) if *at != c.at => {
                 let cand = seed_average(&test)?;
-                let base_test = in_every_seed(per_seed, b.at).expect("chosen");
-                let paired = match (cand.get(MEASURE), base.get(MEASURE)) {
+                let paired = match (cand.get(MEASURE), base_avg.get(MEASURE)) {
                     (Some(x), Some(y)) => Paired::test(x, y)?,
                     _ => None,
                 };
                 match paired {
                     Some(paired) => {
-                        let base_values = measure(&base_test).expect("chosen");
                         let won = values
                             .iter()
-                            .zip(&base_values)
+                            .zip(base_values)
                             .filter(|(c, b)| c > b)
                             .count();
                         row.extend(paired.cells(won, values.len()));
@@ -228,8 +229,8 @@ pub(super) fn ablation(
                     None => row.extend(["–"; 6].map(String::from)),
                 }
             }
-            (Some(_), _) => row.extend(["baseline", "", "", "", "", ""].map(String::from)),
-            (None, _) => row.extend(["–"; 6].map(String::from)),
+            Some(_) => row.extend(["baseline", "", "", "", "", ""].map(String::from)),
+            None => row.extend(["–"; 6].map(String::from)),
         }
         rows.push(row);
     }
