@@ -338,6 +338,7 @@ fn the_dev_chosen_ablations_vary_only_what_their_rows_choose() {
         ("RRRA resample", 6),
         ("rerank-only", 3),
         ("RRRA full", 12),
+        ("SimANS + rerank", 8),
         ("RRRA joint", 2),
         ("RRRA joint full", 4),
     ];
@@ -370,6 +371,20 @@ fn the_dev_chosen_ablations_vary_only_what_their_rows_choose() {
             &one, two,
             "{name}: the epochs-2 setting differs in epochs only"
         );
+        // RRRA full's control reranks SimANS's encoder exactly as RRRA full reranks its own.
+        for (control, full) in [
+            ("simans-a200-e2-adapter", "rrra-g2-e2-adapter"),
+            (
+                "simans-a50-e1-full-l05-test-rerank",
+                "rrra-g05-e1-full-l05-test-rerank",
+            ),
+            (
+                "simans-a50-e1-full-l1-dev-rerank",
+                "rrra-g1-e1-full-l1-dev-rerank",
+            ),
+        ] {
+            assert_eq!(params(control), params(full), "{name}: {control} vs {full}");
+        }
         let joint = params("joint-e2-train");
         assert_eq!(
             joint["encoder"], *two,
