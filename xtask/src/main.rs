@@ -163,6 +163,9 @@ enum Command {
         /// Report these seeds (comma-separated) and their mean ± sd (default: the file's).
         #[arg(long, value_delimiter = ',')]
         seeds: Vec<u64>,
+        /// Test the ablation rows against this row instead of the file's `baseline_row`.
+        #[arg(long)]
+        baseline: Option<String>,
     },
     /// Remove the artifact cache.
     Clean {
@@ -334,8 +337,9 @@ fn real_main() -> Result<()> {
             data_dir,
             out,
             seeds,
+            baseline,
         } => {
-            let path = report::report(&files, data_dir, &seeds, &out)?;
+            let path = report::report(&files, data_dir, &seeds, baseline.as_deref(), &out)?;
             println!("wrote {}", path.display());
             Ok(())
         }

@@ -1,7 +1,8 @@
 //! `cargo xtask report` over seeds, on cached per-query metrics: the paired tests carry
 //! the detectable difference (p < 0.05, 80% power) and a verdict; on a pipeline with
 //! `row:`/`dev:` labels, per row the setting with the best mean dev nDCG@10 is chosen, only
-//! its test result is reported, and it is tested against the `baseline_row`.
+//! its test result is reported, and it is tested against the `baseline_row` (or the row
+//! `--baseline` names).
 
 use std::path::Path;
 use std::process::Command;
@@ -206,4 +207,31 @@ fn the_setting_best_on_dev_is_the_one_reported_on_test() {
             "{name}-test in the report"
         );
     }
+
+    // `--baseline bm25` swaps the pair's roles: the same choice, the opposite Δ.
+    let file = dir.path().join("pipeline.yaml").display().to_string();
+    let data = dir.path().join("data").display().to_string();
+    let swapped = dir.path().join("swapped");
+    let args = ["report", &file, "--data-dir", &data, "--seeds", "1,2"];
+    let out = swapped.display().to_string();
+    xtask(&[&args[..], &["--baseline", "bm25", "--out", &out]].concat());
+    let md = std::fs::read_to_string(swapped.join("report.md")).unwrap();
+    let rows = table(&md, "### Ablation, settings chosen on dev queries");
+    let bm25_base = rows.iter().find(|r| r[0] == "bm25").expect("bm25 row");
+    assert_eq!((bm25_base[1], bm25_base[5]), (best[1], "baseline"));
+    let flat = rows.iter().find(|r| r[0] == "flat").expect("flat row");
+    assert_eq!(flat[5].parse::<f64>().unwrap(), -delta, "{flat:?}");
+    assert_eq!(flat[7], bm25[7], "the same paired p: {flat:?}");
+
+    // A row the file does not label is refused, with the rows it has.
+    let refused = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([&args[..], &["--baseline", "bm26", "--out", &out]].concat())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("--baseline \"bm26\"") && err.contains("its rows: bm25, flat"),
+        "{err}"
+    );
 }

@@ -30,11 +30,13 @@ use sweeps::sweeps;
 use tables::{adapters, compares, costs, detection, over_seeds, retrieval};
 
 /// Writes `<out>/report.md` and the plots for `files` (each at every seed of `seeds`, or
-/// at its own seed when `seeds` is empty); returns the report's path.
+/// at its own seed when `seeds` is empty; ablation rows tested against `baseline`, else
+/// each file's `baseline_row`); returns the report's path.
 pub fn report(
     files: &[PathBuf],
     data_dir: Option<PathBuf>,
     seeds: &[u64],
+    baseline: Option<&str>,
     out: &Path,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -45,6 +47,21 @@ pub fn report(
     )?;
     for file in files {
         let mut p = Pipeline::load(file)?;
+        if let Some(row) = baseline {
+            let mut rows: Vec<&str> = Vec::new();
+            for r in p.stages.iter().filter_map(|s| s.row.as_deref()) {
+                if !rows.contains(&r) {
+                    rows.push(r);
+                }
+            }
+            anyhow::ensure!(
+                rows.contains(&row),
+                "--baseline {row:?}: no stage of {} is labelled `row: {row}` (its rows: {})",
+                file.display(),
+                rows.join(", ")
+            );
+            p.baseline_row = Some(row.to_string());
+        }
         let data_dir = data_dir
             .clone()
             .or_else(|| p.data_dir.clone())
