@@ -27,6 +27,31 @@ fn cells(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The `xtask report` command line over seeds 1 and 2 of `dir`'s pipeline and cache,
+/// written to `dir/<out>`, with `extra` arguments.
+fn report_args(dir: &Path, out: &str, extra: &[&str]) -> Vec<String> {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let mut args = vec![
+        "report".to_string(),
+        path("pipeline.yaml"),
+        "--data-dir".into(),
+        path("data"),
+        "--seeds".into(),
+        "1,2".into(),
+        "--out".into(),
+        path(out),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// `xtask report` over seeds 1 and 2 of `dir` into `dir/<out>`; returns the report.
+fn report(dir: &Path, out: &str, extra: &[&str]) -> String {
+    let args = report_args(dir, out, extra);
+    xtask(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::read_to_string(dir.join(out).join("report.md")).unwrap()
+}
+
 /// Writes `pipeline` into `dir`, runs it at seeds 1 and 2 and returns the report over both.
 fn report_over_two_seeds(dir: &Path, pipeline: &str) -> String {
     let file = dir.join("pipeline.yaml");
@@ -36,18 +61,7 @@ fn report_over_two_seeds(dir: &Path, pipeline: &str) -> String {
     for seed in ["1", "2"] {
         xtask(&["run", &file, "--data-dir", &data, "--seed", seed]);
     }
-    let out = dir.join("report").display().to_string();
-    xtask(&[
-        "report",
-        &file,
-        "--data-dir",
-        &data,
-        "--seeds",
-        "1,2",
-        "--out",
-        &out,
-    ]);
-    std::fs::read_to_string(dir.join("report/report.md")).unwrap()
+    report(dir, "report", &[])
 }
 
 /// The shipped SciFact folder.
@@ -209,13 +223,7 @@ fn the_setting_best_on_dev_is_the_one_reported_on_test() {
     }
 
     // `--baseline bm25` swaps the pair's roles: the same choice, the opposite Δ.
-    let file = dir.path().join("pipeline.yaml").display().to_string();
-    let data = dir.path().join("data").display().to_string();
-    let swapped = dir.path().join("swapped");
-    let args = ["report", &file, "--data-dir", &data, "--seeds", "1,2"];
-    let out = swapped.display().to_string();
-    xtask(&[&args[..], &["--baseline", "bm25", "--out", &out]].concat());
-    let md = std::fs::read_to_string(swapped.join("report.md")).unwrap();
+    let md = report(dir.path(), "swapped", &["--baseline", "bm25"]);
     let rows = table(&md, "### Ablation, settings chosen on dev queries");
     let bm25_base = rows.iter().find(|r| r[0] == "bm25").expect("bm25 row");
     assert_eq!((bm25_base[1], bm25_base[5]), (best[1], "baseline"));
@@ -225,7 +233,7 @@ fn the_setting_best_on_dev_is_the_one_reported_on_test() {
 
     // A row the file does not label is refused, with the rows it has.
     let refused = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([&args[..], &["--baseline", "bm26", "--out", &out]].concat())
+        .args(report_args(dir.path(), "refused", &["--baseline", "bm26"]))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&refused.stderr);

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::Result;
 use rrra_common::report::text_table;
@@ -50,6 +51,20 @@ fn rows(p: &Pipeline) -> Vec<(&str, Vec<usize>)> {
         }
     }
     rows
+}
+
+/// Makes `row` the row `p`'s others are tested against (`report --baseline`), in place of
+/// its `baseline_row`; refused when no stage of `p` (read from `file`) is labelled `row`.
+pub(super) fn rebase(p: &mut Pipeline, row: &str, file: &Path) -> Result<()> {
+    let rows: Vec<&str> = rows(p).into_iter().map(|(r, _)| r).collect();
+    anyhow::ensure!(
+        rows.contains(&row),
+        "--baseline {row:?}: no stage of {} is labelled `row: {row}` (its rows: {})",
+        file.display(),
+        rows.join(", ")
+    );
+    p.baseline_row = Some(row.to_string());
+    Ok(())
 }
 
 /// Per row, the setting whose dev evaluation has the best mean `MEASURE` over the seeds,

@@ -48,19 +48,7 @@ pub fn report(
     for file in files {
         let mut p = Pipeline::load(file)?;
         if let Some(row) = baseline {
-            let mut rows: Vec<&str> = Vec::new();
-            for r in p.stages.iter().filter_map(|s| s.row.as_deref()) {
-                if !rows.contains(&r) {
-                    rows.push(r);
-                }
-            }
-            anyhow::ensure!(
-                rows.contains(&row),
-                "--baseline {row:?}: no stage of {} is labelled `row: {row}` (its rows: {})",
-                file.display(),
-                rows.join(", ")
-            );
-            p.baseline_row = Some(row.to_string());
+            ablation::rebase(&mut p, row, file)?;
         }
         let data_dir = data_dir
             .clone()
