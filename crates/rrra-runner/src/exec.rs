@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rrra_common::artifact::{artifact_rows, hash_path, stamp_path};
-use rrra_common::manifest::{MANIFEST_FILE, MANIFEST_FORMAT, Manifest, OutputEntry};
+use rrra_common::manifest::{Host, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, OutputEntry};
 use rrra_common::parts::{Mode, Split, with_mode};
 use rrra_common::progress::Progress;
 use rrra_common::stage::{StageContext, output_path};
@@ -644,6 +644,7 @@ fn compute_into(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         rrra_version: env!("CARGO_PKG_VERSION").to_string(),
+        host: Some(Host::detect()),
     };
     manifest
         .write(&tmp.join(MANIFEST_FILE))
