@@ -243,3 +243,34 @@ fn the_setting_best_on_dev_is_the_one_reported_on_test() {
         "{err}"
     );
 }
+
+#[test]
+fn report_names_the_machines_that_computed_the_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let scifact = scifact();
+    let pipeline = format!(
+        "name: hosts\nseed: 1\nstages:\n\
+         - id: scifact\n  kind: ingest.beir\n  params: {{path: {scifact}, split: test}}\n\
+         - id: bm25\n  kind: retrieve.bm25\n  inputs: {{corpus: scifact.corpus, queries: scifact.queries}}\n  params: {{top_k: 100}}\n\
+         - id: eval\n  kind: eval.trec\n  inputs: {{run: bm25.run, qrels: scifact.qrels}}\n"
+    );
+    let md = report_over_two_seeds(dir.path(), &pipeline);
+    let host = rrra_common::manifest::Host::detect();
+    // Per seed and over both seeds: these stages are unseeded, so both seeds share them.
+    let line = format!("Computed on {host}: 3 stages.");
+    assert_eq!(md.matches(&line).count(), 3, "{md}");
+
+    // A manifest from before hosts were recorded.
+    let evals = dir.path().join("data/cache/eval.trec");
+    let entry = std::fs::read_dir(&evals).unwrap().next().unwrap().unwrap();
+    let path = entry.path().join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("host").unwrap();
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let md = report(dir.path(), "older", &[]);
+    let line = format!(
+        "Computed on 2 machines: {host}: 2 stages; a machine not recorded (older runs): 1 stage."
+    );
+    assert_eq!(md.matches(&line).count(), 3, "{md}");
+}

@@ -88,6 +88,12 @@ impl Host {
     }
 }
 
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.cpu, self.arch, self.simd)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn simd_level() -> &'static str {
     use std::arch::is_x86_feature_detected as has;

@@ -27,7 +27,7 @@ use rrra_runner::Pipeline;
 
 use collect::entries;
 use sweeps::sweeps;
-use tables::{adapters, compares, costs, detection, over_seeds, retrieval};
+use tables::{adapters, compares, costs, detection, hosts, over_seeds, retrieval};
 
 /// Writes `<out>/report.md` and the plots for `files` (each at every seed of `seeds`, or
 /// at its own seed when `seeds` is empty; ablation rows tested against `baseline`, else
@@ -80,6 +80,7 @@ pub fn report(
                 file.display(),
                 p.stages.len()
             )?;
+            md.push_str(&hosts(all.iter().flatten()));
             if !not_chosen.is_empty() {
                 writeln!(
                     md,
@@ -102,6 +103,7 @@ pub fn report(
         }
         if seeds.len() > 1 {
             writeln!(md, "## `{}` over seeds {seeds:?}\n", p.name)?;
+            md.push_str(&hosts(per_seed.iter().flatten().flatten()));
             over_seeds(&p, &per_seed, out, &mut md)?;
         }
         ablation::ablation(&p, &per_seed, &choices, &mut md)?;

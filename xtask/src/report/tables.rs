@@ -296,6 +296,42 @@ pub(super) fn over_seeds(
     Ok(())
 }
 
+/// One line naming the machines that computed `entries` (from their manifests; an entry
+/// shared by several seeds counts once), with how many cache entries each: the CPU kernels
+/// dispatch on the SIMD level, so seeded results made on two machines may differ in their
+/// last digits.
+pub(super) fn hosts<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
+    let mut seen = HashSet::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unrecorded = 0;
+    for e in entries.filter(|e| seen.insert(&e.dir)) {
+        match &e.manifest.host {
+            Some(host) => *counts.entry(host.to_string()).or_default() += 1,
+            None => unrecorded += 1,
+        }
+    }
+    let stages = |n: usize| format!("{n} {}", if n == 1 { "stage" } else { "stages" });
+    let mut list: Vec<String> = counts
+        .iter()
+        .map(|(host, &n)| format!("{host}: {}", stages(n)))
+        .collect();
+    if unrecorded > 0 {
+        list.push(format!(
+            "a machine not recorded (older runs): {}",
+            stages(unrecorded)
+        ));
+    }
+    match list.len() {
+        0 => String::new(),
+        1 => format!("Computed on {}.\n\n", list[0]),
+        n => format!(
+            "Computed on {n} machines: {}. The CPU kernels depend on the SIMD level, so \
+             seeded results from different machines may differ in their last digits.\n\n",
+            list.join("; ")
+        ),
+    }
+}
+
 pub(super) fn costs(all: &[Option<Entry>], md: &mut String) -> Result<()> {
     let kinds = [
         EncodeBert::KIND,
