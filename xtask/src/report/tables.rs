@@ -324,9 +324,9 @@ pub(super) fn hosts<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
     match list.len() {
         0 => String::new(),
         1 => format!("Computed on {}.\n\n", list[0]),
-        n => format!(
-            "Computed on {n} machines: {}. The CPU kernels depend on the SIMD level, so \
-             seeded results from different machines may differ in their last digits.\n\n",
+        _ => format!(
+            "Computed on {}. The CPU kernels depend on the SIMD level, so seeded results \
+             from different machines may differ in their last digits.\n\n",
             list.join("; ")
         ),
     }
