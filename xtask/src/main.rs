@@ -1,7 +1,9 @@
 //! `cargo xtask`: rrra's command line. `run` executes a pipeline file against the artifact
 //! cache, `status` shows each stage as Fresh/Stale/Missing, `graph` prints the DAG, `kinds`
 //! lists the stage implementations, `show` prints an artifact as a table, `export` writes
-//! one for other tools, `clean` empties the cache; `test` and `bench` set up the
+//! one for other tools, `report` writes tables and plots of cached results, `archive`
+//! keeps their manifests and metrics under `results/` to commit, `clean` empties the
+//! cache; `test` and `bench` set up the
 //! Python reference tools the parity tests and benchmarks compare against, then run them.
 
 mod bench;
@@ -166,6 +168,26 @@ enum Command {
         /// Test the ablation rows against this row instead of the file's `baseline_row`.
         #[arg(long)]
         baseline: Option<String>,
+        /// Results archives' root: stages not in the cache are read from `<DIR>/<name>`.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Copy pipelines' completed stages into the results archive `<to>/<name>`: every
+    /// manifest, and only the metrics files (of at most `--max-kib`), so `report` can read
+    /// them after the cache is gone. Entries already archived are left as they are.
+    Archive {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Archive these seeds (comma-separated; default: the file's).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
+        #[arg(long, default_value = "results")]
+        to: PathBuf,
+        /// Metrics files larger than this (KiB) are left out too; hashes stay in the manifest.
+        #[arg(long, default_value_t = 64)]
+        max_kib: u64,
     },
     /// Remove the artifact cache.
     Clean {
@@ -338,11 +360,26 @@ fn real_main() -> Result<()> {
             out,
             seeds,
             baseline,
+            results,
         } => {
-            let path = report::report(&files, data_dir, &seeds, baseline.as_deref(), &out)?;
+            let path = report::report(
+                &files,
+                data_dir,
+                &results,
+                &seeds,
+                baseline.as_deref(),
+                &out,
+            )?;
             println!("wrote {}", path.display());
             Ok(())
         }
+        Command::Archive {
+            files,
+            data_dir,
+            seeds,
+            to,
+            max_kib,
+        } => archive(&files, data_dir, &seeds, &to, max_kib),
         Command::Clean { data_dir } => {
             let cache = rrra_runner::cache::Cache::new(&data_dir);
             if cache.root().exists() {
@@ -561,6 +598,45 @@ fn print_results(done: &[rrra_runner::Done]) {
             println!("\n{} ({})\n{table}", d.id, d.kind);
         }
     }
+}
+
+/// `archive`: copies each file's completed stages, at each seed, into `<to>/<name>`.
+fn archive(
+    files: &[PathBuf],
+    data_dir: Option<PathBuf>,
+    seeds: &[u64],
+    to: &Path,
+    max_kib: u64,
+) -> Result<()> {
+    for file in files {
+        let mut p = load(file, None)?;
+        let data_dir = data_dir_of(&p, data_dir.clone());
+        let dest = to.join(&p.name);
+        let seeds = if seeds.is_empty() {
+            vec![p.seed]
+        } else {
+            seeds.to_vec()
+        };
+        for &seed in &seeds {
+            p.seed = seed;
+            let done = rrra_runner::archive(&p, &data_dir, &dest, max_kib * 1024)?;
+            let new: Vec<_> = done.iter().filter(|(_, a)| !a.present).collect();
+            println!(
+                "{} seed {seed}: {} of {} stages complete; {} archived now ({} metrics files, \
+                 {} KiB; {} other outputs left out), {} were already in {}",
+                p.name,
+                done.len(),
+                p.stages.len(),
+                new.len(),
+                new.iter().map(|(_, a)| a.files).sum::<usize>(),
+                new.iter().map(|(_, a)| a.bytes).sum::<u64>() / 1024,
+                new.iter().map(|(_, a)| a.left_out).sum::<usize>(),
+                done.len() - new.len(),
+                dest.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn status(file: &Path, data_dir: Option<PathBuf>, seed: Option<u64>, verify: bool) -> Result<()> {

@@ -275,3 +275,137 @@ fn report_names_the_machines_that_computed_the_stages() {
     );
     assert_eq!(md.matches(&line).count(), 3, "{md}");
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            files.extend(files_under(&e.path()));
+        } else {
+            files.push(e.path());
+        }
+    }
+    files
+}
+
+#[test]
+fn archived_results_are_reported_after_the_cache_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = report_over_two_seeds(dir.path(), &pipeline(&scifact()));
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let archive = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "archive",
+                &path("pipeline.yaml"),
+                "--data-dir",
+                &path("data"),
+            ])
+            .args([
+                "--seeds",
+                "1,2",
+                "--to",
+                &path("results"),
+                "--max-kib",
+                "64",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let printed = archive();
+    let left_out: Vec<usize> = printed
+        .lines()
+        .map(|l| {
+            assert!(l.contains("12 of 12 stages complete"), "{printed}");
+            let (_, rest) = l.split_once("KiB; ").unwrap();
+            rest.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(left_out.len(), 2, "{printed}");
+    assert!(
+        left_out[0] > 0,
+        "the corpus, qrels and runs are left out: {printed}"
+    );
+    // Only manifests and metrics: every entry's manifest (the ingest, two splits, three
+    // runs, the evaluations), each evaluation's metrics.
+    let archived = files_under(&dir.path().join("results/ablation"));
+    let named = |name: &str| archived.iter().filter(|f| f.ends_with(name)).count();
+    assert_eq!(named("manifest.json"), named("metrics.parquet") + 6);
+    assert_eq!(
+        named("manifest.json") + named("metrics.parquet"),
+        archived.len()
+    );
+    assert!(named("metrics.parquet") > 7, "{archived:?}");
+    // A second archive copies nothing.
+    assert_eq!(archive().matches(" 0 archived now").count(), 2);
+
+    // The cache holds another chain: one run recomputed to other bytes (as on another
+    // CPU), so the evaluations after it have other keys and are not cached. Each seed is
+    // read from the archive, which holds more of it; and so it is without the cache.
+    let runs = files_under(&dir.path().join("data/cache/retrieve.bm25"));
+    let manifest = runs
+        .iter()
+        .find(|f| {
+            f.ends_with("manifest.json")
+                && std::fs::read_to_string(f)
+                    .unwrap()
+                    .contains("\"stage_id\": \"b4\"")
+        })
+        .unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    let out = &mut m["outputs"]["run"];
+    let run = manifest
+        .parent()
+        .unwrap()
+        .join(out["file"].as_str().unwrap());
+    std::fs::write(&run, b"another chain").unwrap();
+    out["blake3"] = rrra_common::artifact::hash_path(&run).unwrap().into();
+    out.as_object_mut().unwrap().remove("stamp");
+    std::fs::write(manifest, m.to_string()).unwrap();
+    let extra = ["--results", &path("results")];
+    let line = format!(
+        "12 of 12 stages are in the cache or the results archive (12 read from `{}`).",
+        path("results/ablation")
+    );
+    for out in ["other-chain", "archived"] {
+        let md = report(dir.path(), out, &extra);
+        for heading in [
+            "### Dev selection",
+            "### Ablation, settings chosen on dev queries",
+        ] {
+            assert_eq!(table(&md, heading), table(&cached, heading), "{md}");
+        }
+        assert_eq!(md.matches(&line).count(), 2, "{md}");
+        std::fs::remove_dir_all(dir.path().join("data")).ok();
+    }
+
+    // An archived metrics file that no longer matches its manifest is not read.
+    let dev = archived
+        .iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("\"stage_id\": \"b4-dev\"")
+        })
+        .unwrap();
+    let metrics = files_under(dev.parent().unwrap())
+        .into_iter()
+        .find(|f| !f.ends_with("manifest.json"))
+        .unwrap();
+    std::fs::write(&metrics, b"not the metrics").unwrap();
+    let md = report(dir.path(), "damaged", &extra);
+    assert_eq!(
+        md.matches("11 of 12 stages are in the cache").count(),
+        1,
+        "{md}"
+    );
+}

@@ -7,6 +7,10 @@
 //! per file, so a cached re-run costs no reading however large the artifacts), re-hashing
 //! a file fully only when those changed; under [`Check::Full`] every output is re-hashed.
 //!
+//! A results archive ([`Cache::archive`], `cargo xtask archive`) has the same layout and
+//! keeps every entry's manifest with only its metrics files, so results can be committed
+//! and reported after the cache is gone ([`Check::Kept`]).
+//!
 //! Scratch folders carry the host and the process id (`.tmp-<key>-<host>-<pid>`): two
 //! runners never write into the same one, and [`Cache::sweep_temp`] removes only those of
 //! this host whose process is gone.
@@ -16,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use rrra_common::artifact::{hash_path, stamp_path};
 use rrra_common::manifest::{MANIFEST_FILE, Manifest};
+use rrra_common::schema::ArtifactKind;
 use serde_json::Value;
 
 /// Bump to invalidate every cache entry (a change of key layout or manifest meaning).
@@ -84,6 +89,22 @@ pub enum Check {
     Quick,
     /// Every output re-hashed against its manifest hash.
     Full,
+    /// As [`Check::Quick`] for the outputs present; an output left out of the entry is not
+    /// damage. For results archives ([`Cache::archive`]), which keep every entry's manifest
+    /// but only its small output files.
+    Kept,
+}
+
+/// What [`Cache::archive`] did with one entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Archived {
+    /// The archive already held the entry; nothing was copied.
+    pub present: bool,
+    /// Output files copied, and their bytes.
+    pub files: usize,
+    pub bytes: u64,
+    /// Outputs left out: all but metrics, and metrics over the size limit.
+    pub left_out: usize,
 }
 
 /// The state of one cache entry.
@@ -101,6 +122,13 @@ impl Cache {
     pub fn new(data_dir: &Path) -> Self {
         Cache {
             root: data_dir.join("cache"),
+        }
+    }
+
+    /// A cache laid out at `root` itself (a results archive).
+    pub fn at(root: &Path) -> Self {
+        Cache {
+            root: root.to_path_buf(),
         }
     }
 
@@ -147,9 +175,12 @@ impl Cache {
         for (port, out) in &manifest.outputs {
             let file = dir.join(&out.file);
             if !file.exists() {
+                if how == Check::Kept {
+                    continue;
+                }
                 return damaged(format!("output {port} ({}) is missing", out.file));
             }
-            if how == Check::Quick && out.stamp.is_some() && stamp_path(&file).ok() == out.stamp {
+            if how != Check::Full && out.stamp.is_some() && stamp_path(&file).ok() == out.stamp {
                 continue;
             }
             match hash_path(&file) {
@@ -183,6 +214,66 @@ impl Cache {
         if changed {
             let _ = updated.write(&dir.join(MANIFEST_FILE));
         }
+    }
+
+    /// Copies entry `kind/key` (whose manifest is `manifest`) into the results archive `to`,
+    /// in the same layout: the manifest, and each `metrics` output of at most `max_bytes`
+    /// (with its modification time, so its stamp still holds). The other outputs (the
+    /// data, embeddings, runs, models: large, and the data not ours to publish) are left
+    /// out; the manifest keeps their hashes, so the keys of the stages they feed still
+    /// resolve there ([`Check::Kept`]). Written to a scratch folder, then renamed; an entry
+    /// the archive already holds is left as it is.
+    pub fn archive(
+        &self,
+        kind: &str,
+        key: &str,
+        manifest: &Manifest,
+        to: &Cache,
+        max_bytes: u64,
+    ) -> std::io::Result<Archived> {
+        let dest = to.entry_dir(kind, key);
+        if dest.join(MANIFEST_FILE).exists() {
+            return Ok(Archived {
+                present: true,
+                ..Archived::default()
+            });
+        }
+        let from = self.entry_dir(kind, key);
+        let scratch = to.temp_dir(kind, key);
+        std::fs::create_dir_all(&scratch)?;
+        let mut done = Archived::default();
+        let copied = (|| {
+            for out in manifest.outputs.values() {
+                let src = from.join(&out.file);
+                let meta = std::fs::metadata(&src)?;
+                if out.kind != ArtifactKind::Metrics || !meta.is_file() || meta.len() > max_bytes {
+                    done.left_out += 1;
+                    continue;
+                }
+                let dst = scratch.join(&out.file);
+                if let Some(parent) = dst.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::copy(&src, &dst)?;
+                std::fs::File::options()
+                    .write(true)
+                    .open(&dst)?
+                    .set_modified(meta.modified()?)?;
+                done.files += 1;
+                done.bytes += meta.len();
+            }
+            manifest
+                .write(&scratch.join(MANIFEST_FILE))
+                .map_err(std::io::Error::other)?;
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest)?;
+            }
+            std::fs::rename(&scratch, &dest)
+        })();
+        if copied.is_err() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        copied.map(|()| done)
     }
 
     /// Removes scratch directories of interrupted runs of this host (those whose process

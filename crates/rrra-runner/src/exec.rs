@@ -21,7 +21,7 @@ use rrra_common::parts::{Mode, Split, with_mode};
 use rrra_common::progress::Progress;
 use rrra_common::stage::{StageContext, output_path};
 
-use crate::cache::{Cache, Check, Entry, KeyParts};
+use crate::cache::{Archived, Cache, Check, Entry, KeyParts};
 use crate::pipeline::{Pipeline, StageNode};
 use crate::tasks::Resources;
 
@@ -709,6 +709,102 @@ pub fn inspect(p: &Pipeline, data_dir: &Path, how: Check) -> Result<Vec<StageSta
         states.push(StageStatus { state, key, damage });
     }
     Ok(states)
+}
+
+/// A completed stage's entry, found by [`find`].
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// Taken from the results archive (which may lack the larger outputs), not the cache.
+    pub archived: bool,
+}
+
+/// Each stage's completed entry: from the cache under `data_dir` (a quick check) or the
+/// results archive at `archive` ([`Cache::archive`], checked with [`Check::Kept`]), else
+/// `None`. Keys chain through archived manifests as through cached ones, so a stage whose
+/// inputs were left out of the archive is still found. The two may hold different chains
+/// (a float stage recomputed on another CPU has other bytes, so the stages after it have
+/// other keys): the pipeline is resolved cache-first and archive-first, and the one that
+/// finds more stages is returned (the cache's on a tie).
+pub fn find(
+    p: &Pipeline,
+    data_dir: &Path,
+    archive: Option<&Path>,
+) -> Result<Vec<Option<Found>>, RunError> {
+    let cache = (Cache::new(data_dir), Check::Quick, false);
+    let Some(archive) = archive else {
+        return chain(p, &[cache]);
+    };
+    let archive = (Cache::at(archive), Check::Kept, true);
+    let cache_first = chain(p, &[cache.clone(), archive.clone()])?;
+    let archive_first = chain(p, &[archive, cache])?;
+    let count = |found: &[Option<Found>]| found.iter().flatten().count();
+    Ok(if count(&archive_first) > count(&cache_first) {
+        archive_first
+    } else {
+        cache_first
+    })
+}
+
+/// Each stage's entry in the first of `sources` (a cache, how it is checked, whether it
+/// is an archive) that holds it under the key its inputs found give.
+fn chain(p: &Pipeline, sources: &[(Cache, Check, bool)]) -> Result<Vec<Option<Found>>, RunError> {
+    let mut done: Vec<Option<Done>> = Vec::with_capacity(p.stages.len());
+    let mut found = Vec::with_capacity(p.stages.len());
+    for node in &p.stages {
+        let kind = node.stage.kind();
+        let hit = key_of(p, node, &done)?.and_then(|(key, ..)| {
+            sources.iter().find_map(
+                |(cache, how, archived)| match cache.check(kind, &key, *how) {
+                    Entry::Fresh(manifest) => Some(Found {
+                        dir: cache.entry_dir(kind, &key),
+                        manifest: *manifest,
+                        archived: *archived,
+                    }),
+                    _ => None,
+                },
+            )
+        });
+        done.push(hit.as_ref().map(|f| Done {
+            id: node.id.clone(),
+            kind,
+            ran: false,
+            dir: f.dir.clone(),
+            manifest: f.manifest.clone(),
+        }));
+        found.push(hit);
+    }
+    Ok(found)
+}
+
+/// Copies every stage of `p` that is complete in the cache under `data_dir` into the
+/// results archive at `to` ([`Cache::archive`]: manifests, and metrics files of at most
+/// `max_bytes`); returns each copied stage's id with what was done.
+pub fn archive(
+    p: &Pipeline,
+    data_dir: &Path,
+    to: &Path,
+    max_bytes: u64,
+) -> Result<Vec<(String, Archived)>, RunError> {
+    let cache = Cache::new(data_dir);
+    let archive = Cache::at(to);
+    let mut done = Vec::new();
+    for (node, found) in p.stages.iter().zip(find(p, data_dir, None)?) {
+        let Some(found) = found else { continue };
+        let kind = node.stage.kind();
+        let what = cache
+            .archive(
+                kind,
+                &found.manifest.cache_key,
+                &found.manifest,
+                &archive,
+                max_bytes,
+            )
+            .map_err(io(&archive.entry_dir(kind, &found.manifest.cache_key)))?;
+        done.push((node.id.clone(), what));
+    }
+    Ok(done)
 }
 
 /// Resets the process's peak resident set size (Linux `/proc/self/clear_refs`), so that

@@ -12,6 +12,7 @@ pub mod tasks;
 
 pub use cache::Check;
 pub use exec::{
-    Done, Event, Executor, Planned, RunError, StageStatus, State, inspect, run, run_with, status,
+    Done, Event, Executor, Found, Planned, RunError, StageStatus, State, archive, find, inspect,
+    run, run_with, status,
 };
 pub use pipeline::{Pipeline, PipelineError};

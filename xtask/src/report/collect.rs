@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use rrra_common::manifest::{MANIFEST_FILE, Manifest};
-use rrra_runner::cache::Cache;
+use rrra_common::manifest::Manifest;
+use rrra_runner::Pipeline;
 use rrra_runner::pipeline::Edge;
-use rrra_runner::{Pipeline, State};
 
 /// A fresh stage's cache entry.
 pub(super) struct Entry {
@@ -15,6 +14,8 @@ pub(super) struct Entry {
     pub(super) kind: &'static str,
     pub(super) dir: PathBuf,
     pub(super) manifest: Manifest,
+    /// Read from the results archive, which keeps only the small outputs.
+    pub(super) archived: bool,
 }
 
 impl Entry {
@@ -23,27 +24,26 @@ impl Entry {
     }
 }
 
-/// The fresh entries of a pipeline's stages (`None` for stages not in the cache).
-pub(super) fn entries(p: &Pipeline, data_dir: &Path) -> Result<Vec<Option<Entry>>> {
-    let cache = Cache::new(data_dir);
-    let states = rrra_runner::status(p, data_dir)?;
-    p.stages
+/// The fresh entries of a pipeline's stages, from the cache, else from the results
+/// archive `archive` (`None` for stages in neither).
+pub(super) fn entries(
+    p: &Pipeline,
+    data_dir: &Path,
+    archive: Option<&Path>,
+) -> Result<Vec<Option<Entry>>> {
+    Ok(p.stages
         .iter()
-        .zip(states)
-        .map(|(node, (state, key))| {
-            let (State::Fresh, Some(key)) = (state, key) else {
-                return Ok(None);
-            };
-            let dir = cache.entry_dir(node.stage.kind(), &key);
-            let manifest = Manifest::read(&dir.join(MANIFEST_FILE))?;
-            Ok(Some(Entry {
+        .zip(rrra_runner::find(p, data_dir, archive)?)
+        .map(|(node, found)| {
+            found.map(|f| Entry {
                 id: node.id.clone(),
                 kind: node.stage.kind(),
-                dir,
-                manifest,
-            }))
+                dir: f.dir,
+                manifest: f.manifest,
+                archived: f.archived,
+            })
         })
-        .collect()
+        .collect())
 }
 
 /// The entries of stage `at` in every seed's entries (`None` unless every seed has it).

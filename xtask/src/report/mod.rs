@@ -10,7 +10,10 @@
 //! sd, bars with the seeds' sd, and every `eval.compare` re-tested on the per-query values
 //! averaged over the seeds. A pipeline whose `eval.trec` stages carry `row:` and `dev:`
 //! labels gets the ablation table with settings chosen on dev queries ([`ablation`]); the
-//! test results of the settings not chosen are left out of every table and plot.
+//! test results of the settings not chosen are left out of every table and plot. Stages
+//! not in the cache are read from the pipeline's results archive (`results/<name>`,
+//! written by `cargo xtask archive`) when it holds them, so committed results can be
+//! reported, and added to, after the cache is gone.
 
 mod ablation;
 mod collect;
@@ -31,10 +34,12 @@ use tables::{adapters, compares, costs, detection, hosts, over_seeds, retrieval}
 
 /// Writes `<out>/report.md` and the plots for `files` (each at every seed of `seeds`, or
 /// at its own seed when `seeds` is empty; ablation rows tested against `baseline`, else
-/// each file's `baseline_row`); returns the report's path.
+/// each file's `baseline_row`), reading the stages not cached from `<results>/<name>`;
+/// returns the report's path.
 pub fn report(
     files: &[PathBuf],
     data_dir: Option<PathBuf>,
+    results: &Path,
     seeds: &[u64],
     baseline: Option<&str>,
     out: &Path,
@@ -59,10 +64,12 @@ pub fn report(
         } else {
             seeds.to_vec()
         };
+        let archive = results.join(&p.name);
+        let archive = archive.is_dir().then_some(archive);
         let mut per_seed = Vec::new();
         for &seed in &seeds {
             p.seed = seed;
-            per_seed.push(entries(&p, &data_dir)?);
+            per_seed.push(entries(&p, &data_dir, archive.as_deref())?);
         }
         let choices = ablation::choose(&p, &per_seed);
         let not_chosen: Vec<usize> = (0..p.stages.len())
@@ -70,15 +77,23 @@ pub fn report(
             .collect();
         for (all, &seed) in per_seed.iter_mut().zip(&seeds) {
             let fresh = all.iter().flatten().count();
+            let archived = all.iter().flatten().filter(|e| e.archived).count();
             for &at in &not_chosen {
                 all[at] = None;
             }
             writeln!(
                 md,
-                "## Pipeline `{}` ({}, seed {seed})\n\n{fresh} of {} stages are in the cache.\n",
+                "## Pipeline `{}` ({}, seed {seed})\n\n{fresh} of {} stages are in the cache{}.\n",
                 p.name,
                 file.display(),
-                p.stages.len()
+                p.stages.len(),
+                match &archive {
+                    Some(dir) if archived > 0 => format!(
+                        " or the results archive ({archived} read from `{}`)",
+                        dir.display()
+                    ),
+                    _ => String::new(),
+                }
             )?;
             md.push_str(&hosts(all.iter().flatten()));
             if !not_chosen.is_empty() {

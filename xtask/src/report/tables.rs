@@ -143,6 +143,13 @@ pub(super) fn detection(
         ) else {
             continue;
         };
+        if !(scored.output(&sp).exists() && hidden.output(&hp).exists()) {
+            writeln!(
+                md,
+                "No s_FN histogram: the results archive does not keep the scored candidates.\n"
+            )?;
+            continue;
+        }
         let hidden: HashSet<(String, String)> = read_rows::<Qrel>(&hidden.output(&hp))?
             .into_iter()
             .filter(|q| q.relevance >= 1)
