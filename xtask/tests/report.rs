@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-fn xtask(args: &[&str]) {
+/// Runs `xtask args`, which must succeed; returns what it printed.
+fn xtask(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .output()
@@ -17,6 +18,7 @@ fn xtask(args: &[&str]) {
         "xtask {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The cells of a Markdown table's rows.
@@ -294,30 +296,20 @@ fn archived_results_are_reported_after_the_cache_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let cached = report_over_two_seeds(dir.path(), &pipeline(&scifact()));
     let path = |name: &str| dir.path().join(name).display().to_string();
+    let (file, data, results) = (path("pipeline.yaml"), path("data"), path("results"));
     let archive = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args([
-                "archive",
-                &path("pipeline.yaml"),
-                "--data-dir",
-                &path("data"),
-            ])
-            .args([
-                "--seeds",
-                "1,2",
-                "--to",
-                &path("results"),
-                "--max-kib",
-                "64",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        xtask(&[
+            "archive",
+            &file,
+            "--data-dir",
+            &data,
+            "--seeds",
+            "1,2",
+            "--to",
+            &results,
+            "--max-kib",
+            "64",
+        ])
     };
     let printed = archive();
     let left_out: Vec<usize> = printed
