@@ -720,13 +720,14 @@ pub struct Found {
     pub archived: bool,
 }
 
-/// Each stage's completed entry: from the cache under `data_dir` (a quick check) or the
+/// Each stage's completed entry: from the cache under `data_dir` (a quick check), else the
 /// results archive at `archive` ([`Cache::archive`], checked with [`Check::Kept`]), else
 /// `None`. Keys chain through archived manifests as through cached ones, so a stage whose
 /// inputs were left out of the archive is still found. The two may hold different chains
 /// (a float stage recomputed on another CPU has other bytes, so the stages after it have
-/// other keys): the pipeline is resolved cache-first and archive-first, and the one that
-/// finds more stages is returned (the cache's on a tie).
+/// other keys): the pipeline is resolved cache-first and archive-first, and each stage is
+/// taken from the first resolution that finds it. Each entry is then consistent with its
+/// own inputs, though two stages may have been computed from different chains.
 pub fn find(
     p: &Pipeline,
     data_dir: &Path,
@@ -739,12 +740,11 @@ pub fn find(
     let archive = (Cache::at(archive), Check::Kept, true);
     let cache_first = chain(p, &[cache.clone(), archive.clone()])?;
     let archive_first = chain(p, &[archive, cache])?;
-    let count = |found: &[Option<Found>]| found.iter().flatten().count();
-    Ok(if count(&archive_first) > count(&cache_first) {
-        archive_first
-    } else {
-        cache_first
-    })
+    Ok(cache_first
+        .into_iter()
+        .zip(archive_first)
+        .map(|(c, a)| c.or(a))
+        .collect())
 }
 
 /// Each stage's entry in the first of `sources` (a cache, how it is checked, whether it
