@@ -91,7 +91,7 @@ pub enum Check {
     Full,
     /// As [`Check::Quick`] for the outputs present; an output left out of the entry is not
     /// damage. For results archives ([`Cache::archive`]), which keep every entry's manifest
-    /// but only its small output files.
+    /// but only its metrics files.
     Kept,
 }
 
@@ -246,7 +246,8 @@ impl Cache {
             for out in manifest.outputs.values() {
                 let src = from.join(&out.file);
                 let meta = std::fs::metadata(&src)?;
-                if out.kind != ArtifactKind::Metrics || !meta.is_file() || meta.len() > max_bytes {
+                let metrics = out.kind == ArtifactKind::Metrics && meta.is_file();
+                if !metrics || meta.len() > max_bytes {
                     done.left_out += 1;
                     continue;
                 }
