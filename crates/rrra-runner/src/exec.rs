@@ -751,31 +751,39 @@ pub fn find(
 /// is an archive) that holds it under the key its inputs found give.
 fn chain(p: &Pipeline, sources: &[(Cache, Check, bool)]) -> Result<Vec<Option<Found>>, RunError> {
     let mut done: Vec<Option<Done>> = Vec::with_capacity(p.stages.len());
-    let mut found = Vec::with_capacity(p.stages.len());
+    let mut archived = Vec::with_capacity(p.stages.len());
     for node in &p.stages {
         let kind = node.stage.kind();
         let hit = key_of(p, node, &done)?.and_then(|(key, ..)| {
-            sources.iter().find_map(
-                |(cache, how, archived)| match cache.check(kind, &key, *how) {
-                    Entry::Fresh(manifest) => Some(Found {
-                        dir: cache.entry_dir(kind, &key),
-                        manifest: *manifest,
-                        archived: *archived,
-                    }),
+            sources.iter().find_map(|(cache, how, from_archive)| {
+                match cache.check(kind, &key, *how) {
+                    Entry::Fresh(manifest) => {
+                        Some((cache.entry_dir(kind, &key), *manifest, *from_archive))
+                    }
                     _ => None,
-                },
-            )
+                }
+            })
         });
-        done.push(hit.as_ref().map(|f| Done {
+        archived.push(hit.as_ref().is_some_and(|(.., a)| *a));
+        done.push(hit.map(|(dir, manifest, _)| Done {
             id: node.id.clone(),
             kind,
             ran: false,
-            dir: f.dir.clone(),
-            manifest: f.manifest.clone(),
+            dir,
+            manifest,
         }));
-        found.push(hit);
     }
-    Ok(found)
+    Ok(done
+        .into_iter()
+        .zip(archived)
+        .map(|(d, archived)| {
+            d.map(|d| Found {
+                dir: d.dir,
+                manifest: d.manifest,
+                archived,
+            })
+        })
+        .collect())
 }
 
 /// Copies every stage of `p` that is complete in the cache under `data_dir` into the
