@@ -294,7 +294,18 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn archived_results_are_reported_after_the_cache_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let cached = report_over_two_seeds(dir.path(), &pipeline(&scifact()));
+    // A copy of the data, to be deleted at the end as from a clone without it.
+    let source = Path::new(&scifact()).to_path_buf();
+    for file in files_under(&source) {
+        let to = dir
+            .path()
+            .join("scifact")
+            .join(file.strip_prefix(&source).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+    }
+    let copy = dir.path().join("scifact").display().to_string();
+    let cached = report_over_two_seeds(dir.path(), &pipeline(&copy));
     let path = |name: &str| dir.path().join(name).display().to_string();
     let (file, data, results) = (path("pipeline.yaml"), path("data"), path("results"));
     let archive = || {
@@ -340,7 +351,8 @@ fn archived_results_are_reported_after_the_cache_is_gone() {
 
     // The cache holds another chain: one run recomputed to other bytes (as on another
     // CPU), so the evaluations after it have other keys and are not cached. They are read
-    // from the archive (2 a seed), the rest from the cache; without the cache, all of it.
+    // from the archive (2 a seed), the rest from the cache; without the cache, all of it;
+    // without the data too, all of it, with the data's hashes as the archive recorded them.
     let runs = files_under(&dir.path().join("data/cache/retrieve.bm25"));
     let manifest = runs
         .iter()
@@ -363,7 +375,11 @@ fn archived_results_are_reported_after_the_cache_is_gone() {
     out.as_object_mut().unwrap().remove("stamp");
     std::fs::write(manifest, m.to_string()).unwrap();
     let extra = ["--results", &path("results")];
-    for (out, read) in [("other-chain", 2), ("archived", 12)] {
+    for (out, read, then_gone) in [
+        ("other-chain", 2, "data"),
+        ("archived", 12, "scifact"),
+        ("no-data", 12, ""),
+    ] {
         let md = report(dir.path(), out, &extra);
         for heading in [
             "### Dev selection",
@@ -376,7 +392,9 @@ fn archived_results_are_reported_after_the_cache_is_gone() {
             path("results/ablation")
         );
         assert_eq!(md.matches(&line).count(), 2, "{md}");
-        std::fs::remove_dir_all(dir.path().join("data")).ok();
+        if !then_gone.is_empty() {
+            std::fs::remove_dir_all(dir.path().join(then_gone)).unwrap();
+        }
     }
 
     // An archived metrics file that no longer matches its manifest is not read.

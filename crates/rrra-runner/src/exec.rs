@@ -165,6 +165,17 @@ fn key_of(
     node: &StageNode,
     done: &[Option<Done>],
 ) -> Result<Option<Keyed>, RunError> {
+    key_with(p, node, done, &BTreeMap::new())
+}
+
+/// [`key_of`], with a source that is not on this machine taken to have the hash
+/// `recorded` gives it (as an archived manifest recorded it), if it gives one.
+fn key_with(
+    p: &Pipeline,
+    node: &StageNode,
+    done: &[Option<Done>],
+    recorded: &BTreeMap<String, String>,
+) -> Result<Option<Keyed>, RunError> {
     let mut inputs = BTreeMap::new();
     for e in &node.inputs {
         let Some(up) = &done[e.from_stage] else {
@@ -176,12 +187,16 @@ fn key_of(
     let mut sources = BTreeMap::new();
     for s in &node.prepared.sources {
         let path = p.base_dir.join(s);
-        let hash = hash_path(&path).map_err(|error| RunError::Stage {
-            id: node.id.clone(),
-            kind: node.stage.kind(),
-            error,
-        })?;
-        sources.insert(s.to_string_lossy().into_owned(), hash);
+        let name = s.to_string_lossy().into_owned();
+        let hash = match recorded.get(&name) {
+            Some(hash) if !path.exists() => hash.clone(),
+            _ => hash_path(&path).map_err(|error| RunError::Stage {
+                id: node.id.clone(),
+                kind: node.stage.kind(),
+                error,
+            })?,
+        };
+        sources.insert(name, hash);
     }
     let key = KeyParts {
         kind: node.stage.kind(),
@@ -727,7 +742,9 @@ pub struct Found {
 /// (a float stage recomputed on another CPU has other bytes, so the stages after it have
 /// other keys): the pipeline is resolved cache-first and archive-first, and each stage is
 /// taken from the first resolution that finds it. Each entry is then consistent with its
-/// own inputs, though two stages may have been computed from different chains.
+/// own inputs, though two stages may have been computed from different chains. A stage
+/// whose source files are not on this machine takes their hashes from its archived
+/// entries' manifests ([`recorded_keys`]), so a clone without the data reads the archive.
 pub fn find(
     p: &Pipeline,
     data_dir: &Path,
@@ -754,11 +771,18 @@ fn chain(p: &Pipeline, sources: &[(Cache, Check, bool)]) -> Result<Vec<Option<Fo
     let mut archived = Vec::with_capacity(p.stages.len());
     for node in &p.stages {
         let kind = node.stage.kind();
-        let hit = key_of(p, node, &done)?.and_then(|(key, ..)| {
+        let keys = match key_of(p, node, &done) {
+            Ok(key) => key.map(|(key, ..)| key).into_iter().collect(),
+            Err(e) => match recorded_keys(p, node, &done, sources) {
+                keys if keys.is_empty() => return Err(e),
+                keys => keys,
+            },
+        };
+        let hit = keys.iter().find_map(|key| {
             sources.iter().find_map(|(cache, how, from_archive)| {
-                match cache.check(kind, &key, *how) {
+                match cache.check(kind, key, *how) {
                     Entry::Fresh(manifest) => {
-                        Some((cache.entry_dir(kind, &key), *manifest, *from_archive))
+                        Some((cache.entry_dir(kind, key), *manifest, *from_archive))
                     }
                     _ => None,
                 }
@@ -784,6 +808,31 @@ fn chain(p: &Pipeline, sources: &[(Cache, Check, bool)]) -> Result<Vec<Option<Fo
             })
         })
         .collect())
+}
+
+/// The keys `node` has with the source hashes that the archived entries of its kind in
+/// `sources` recorded, for a stage whose source files are not on this machine (a clone
+/// without the data): an entry counts when its recorded hashes give its own key, so it was
+/// computed from this stage's params and inputs and from sources with those hashes.
+fn recorded_keys(
+    p: &Pipeline,
+    node: &StageNode,
+    done: &[Option<Done>],
+    sources: &[(Cache, Check, bool)],
+) -> Vec<String> {
+    let archives = sources.iter().filter(|(.., from_archive)| *from_archive);
+    let entries = archives
+        .filter_map(|(cache, ..)| std::fs::read_dir(cache.root().join(node.stage.kind())).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'));
+    entries
+        .filter_map(|e| Manifest::read(&e.path().join(MANIFEST_FILE)).ok())
+        .filter_map(|m| match key_with(p, node, done, &m.sources) {
+            Ok(Some((key, ..))) if key == m.cache_key => Some(key),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Copies every stage of `p` that is complete in the cache under `data_dir` into the
